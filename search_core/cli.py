@@ -1,0 +1,175 @@
+"""Command line: `python -m search_core index|search|stats|delete|drop|eval`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .audio import AudioError
+from .embedders import MODEL_NAMES, ModelUnavailable
+from .settings import Settings
+from .store import StoreError
+
+
+def _settings(args) -> Settings:
+    overrides = {}
+    if getattr(args, "uri", None):
+        overrides["milvus_uri"] = args.uri
+    if getattr(args, "model", None):
+        overrides["model"] = args.model
+    return Settings.from_env(**overrides)
+
+
+def _library(args):
+    from .library import Library
+
+    return Library(_settings(args), collection=getattr(args, "collection", None))
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="file", desc=desc, file=sys.stderr)
+
+    def update(done: int, total: int, name: str) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.n = done
+        bar.set_postfix_str(name[:30], refresh=True)
+
+    return bar, update
+
+
+def cmd_index(args) -> int:
+    lib = _library(args)
+    print(f"model: {lib.model}  collection: {lib.collection}", file=sys.stderr)
+    if lib.embedder.note:
+        print(lib.embedder.note, file=sys.stderr)
+    bar, update = _progress_bar("indexing")
+    try:
+        report = lib.index(args.paths, default_label=args.label, progress=update)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps({"model": lib.model, "collection": lib.collection, **report.as_dict()}))
+    else:
+        print(report.summary())
+        print(f"library now holds {lib.count()} sounds")
+    return 0
+
+
+def cmd_search(args) -> int:
+    lib = _library(args)
+    frame = lib.search(args.file, args.top_k, label=args.label, max_duration=args.max_duration)
+    if args.json:
+        results = [
+            {"rank": int(r.rank), "name": r.name, "label": r.label, "score": float(r.score), "duration": float(r.duration), "path": r.path}
+            for r in frame.itertuples()
+        ]
+        print(json.dumps({"model": lib.model, "collection": lib.collection, "results": results}))
+    else:
+        print(f"model: {lib.model}  collection: {lib.collection}")
+        if frame.empty:
+            print("no results: the library is empty (index some sounds first)")
+        else:
+            print(frame.drop(columns=["id"]).to_string(index=False))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    stats = _library(args).stats()
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key in ("model", "model_note", "collection", "uri", "count"):
+            print(f"{key}: {stats[key]}")
+        for label, n in stats["labels"].items():
+            print(f"  {label}: {n}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    lib = _library(args)
+    n = lib.delete(args.ids, path=str(Path(args.path).resolve()) if args.path else None)
+    print(f"deleted {n}")
+    return 0
+
+
+def cmd_drop(args) -> int:
+    lib = _library(args)
+    if not args.yes:
+        print(f"refusing to drop {lib.collection} without --yes", file=sys.stderr)
+        return 2
+    n = lib.count()
+    lib.store.drop()
+    print(f"dropped {lib.collection} ({n} sounds)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_models, format_table
+
+    settings = _settings(args)
+    models = args.models or None
+    result = evaluate_models(args.folder, settings, models=models, progress=not args.json)
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m search_core", description="Soundalike: audio similarity search.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--model", choices=("auto", *MODEL_NAMES), help="embedding model (default: $SOUNDALIKE_MODEL or auto)")
+        sp.add_argument("--collection", help="Milvus collection (default: <library>__<model>)")
+        sp.add_argument("--uri", help="Milvus URI (default: $MILVUS_URI or the Lite file in $SOUNDALIKE_DATA_DIR)")
+        sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("index", help="index audio files or folders (recursive)")
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--label", help="label for every file (default: manifest.csv, else parent folder name)")
+    common(sp)
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("search", help="find the sounds most similar to FILE")
+    sp.add_argument("file")
+    sp.add_argument("--top-k", type=int, default=5)
+    sp.add_argument("--label", help="only results with this label")
+    sp.add_argument("--max-duration", type=float, help="only results at most this many seconds long")
+    common(sp)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("stats", help="model, collection, count and per-label counts")
+    common(sp)
+    sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser("delete", help="delete entries by id or by file path")
+    sp.add_argument("ids", nargs="*")
+    sp.add_argument("--path", help="delete every entry indexed from this file")
+    common(sp)
+    sp.set_defaults(func=cmd_delete)
+
+    sp = sub.add_parser("drop", help="drop the whole collection")
+    sp.add_argument("--yes", action="store_true", help="really drop it")
+    common(sp)
+    sp.set_defaults(func=cmd_drop)
+
+    sp = sub.add_parser("eval", help="leave-one-out retrieval quality on a labelled folder")
+    sp.add_argument("folder", nargs="?", default=str(Path(__file__).resolve().parent.parent / "sample_data"))
+    sp.add_argument("--models", nargs="+", choices=MODEL_NAMES, help="models to compare (default: every available one)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--uri", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (AudioError, ModelUnavailable, StoreError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

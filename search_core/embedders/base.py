@@ -1,0 +1,54 @@
+"""The one interface every audio model sits behind."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import numpy as np
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded here (missing weights, no network, bad checkpoint); message is for people."""
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Row-wise unit length; an all-zero (or non-finite) row becomes a fixed unit vector, never NaN."""
+    x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.atleast_2d(x)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    dead = norms[:, 0] < 1e-12
+    if dead.any():
+        x[dead] = 1.0
+        norms[dead] = np.sqrt(x.shape[1])
+    return (x / norms).astype(np.float32)
+
+
+class Embedder(ABC):
+    """Turns mono float32 clips at `sample_rate` into L2-normalised `dim`-d rows.
+
+    Subclasses load their weights once in __init__; the registry keeps one instance per process.
+    """
+
+    name: str
+    dim: int
+    sample_rate: int
+    min_seconds: float = 0.0
+    description: str = ""
+    note: str = ""  # why this model was chosen, e.g. by `auto`
+
+    @abstractmethod
+    def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw (n, dim) features for clips already at `sample_rate`."""
+
+    def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        if len(clips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = l2_normalize(self._embed(clips))
+        assert out.shape == (len(clips), self.dim), out.shape
+        return out
+
+    def embed_one(self, samples: np.ndarray) -> np.ndarray:
+        return self.embed([samples])[0]
+
+    def info(self) -> dict:
+        return {"model": self.name, "dim": self.dim, "sample_rate": self.sample_rate, "note": self.note}

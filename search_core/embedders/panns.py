@@ -1,0 +1,185 @@
+"""PANNs Cnn14 (Kong et al. 2020): the reference model, 2048-d embeddings at 32 kHz plus 527 AudioSet tags.
+
+Traps in panns_inference 0.1.1 handled here: importing it shells out to wget for the labels CSV
+(offline: a 0-byte file and 0 classes), so the 527 labels ship with us and are put in its cache
+first; it re-downloads (truncating) any checkpoint under 3e8 bytes, so we download and load the
+checkpoint ourselves, atomically; torch >= 2.6 refuses the released checkpoint without an
+allow-list; Cnn14 fails on clips <= 0.3 s, so clips are padded to 1 s.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..audio import pad_to_seconds
+from .base import Embedder, ModelUnavailable
+from .torch_util import numpy_safe_globals, set_threads
+
+LABELS_CSV = Path(__file__).resolve().parent.parent / "data" / "audioset_labels.csv"
+MIN_CHECKPOINT_BYTES = 300_000_000  # the real file is ~327 MB; anything smaller is partial
+WINDOW_SECONDS = 20.0  # long clips are embedded in windows and averaged: bounded memory
+
+
+def audioset_labels() -> list[str]:
+    with LABELS_CSV.open(newline="") as f:
+        return [row["display_name"] for row in csv.DictReader(f)]
+
+
+def checkpoint_complete(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size >= MIN_CHECKPOINT_BYTES
+
+
+def _offline_hint(settings, dest: Path) -> str:
+    return (
+        f"Download it by hand from {settings.panns_url} and put it at {dest} "
+        f"(or set PANNS_CHECKPOINT=/path/to/{dest.name}), "
+        "or run offline with the bundled model: SOUNDALIKE_MODEL=aisfx."
+    )
+
+
+def download_checkpoint(settings, dest: Path | None = None, *, progress: bool = True) -> Path:
+    """Fetch the checkpoint to a temp file beside `dest` and rename it when complete.
+
+    A failed or interrupted download never leaves a 0-byte or partial file at `dest`.
+    """
+    dest = Path(dest or settings.panns_checkpoint_path)
+    url = settings.panns_url
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelUnavailable(f"Cannot create {dest.parent} for the PANNs checkpoint ({exc}). " + _offline_hint(settings, dest)) from None
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=settings.download_timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=f"Downloading {dest.name}", file=sys.stderr)
+            got = 0
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                got += len(chunk)
+                if bar:
+                    bar.update(len(chunk))
+            if bar:
+                bar.close()
+        if total and got != total:
+            raise OSError(f"download ended after {got} of {total} bytes")
+        if got < MIN_CHECKPOINT_BYTES:
+            raise OSError(f"got only {got} bytes, expected about 327 MB")
+        os.replace(tmp, dest)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise ModelUnavailable(
+            f"Could not download the PANNs Cnn14 checkpoint from {url} ({reason}). " + _offline_hint(settings, dest)
+        ) from None
+    return dest
+
+
+def resolve_checkpoint(settings, *, download: bool = True, progress: bool = True) -> Path:
+    """Configured path, else the usual cache, else download (when allowed)."""
+    if settings.panns_checkpoint is not None:
+        path = Path(settings.panns_checkpoint)
+        if not path.is_file():
+            raise ModelUnavailable(f"PANNS_CHECKPOINT points to {path}, which does not exist. " + _offline_hint(settings, path))
+        return path
+    path = settings.panns_checkpoint_path
+    if checkpoint_complete(path):
+        return path
+    if not download:
+        raise ModelUnavailable(f"The PANNs checkpoint is not at {path}. " + _offline_hint(settings, path))
+    return download_checkpoint(settings, path, progress=progress)
+
+
+def _prime_panns_labels() -> None:
+    """Put our labels where panns_inference looks, so importing it never runs wget."""
+    target = Path.home() / "panns_data" / "class_labels_indices.csv"
+    try:
+        if not target.is_file() or target.stat().st_size == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(LABELS_CSV, target)
+    except OSError as exc:
+        raise ModelUnavailable(f"Cannot write the AudioSet labels to {target} ({exc})") from None
+
+
+def build_cnn14():
+    """The released Cnn14 architecture (527 AudioSet classes), random weights."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    _prime_panns_labels()
+    from panns_inference.models import Cnn14
+
+    return Cnn14(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000, classes_num=527)
+
+
+def load_cnn14(checkpoint: Path):
+    import torch
+
+    model = build_cnn14()
+    try:
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+        state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise ModelUnavailable(
+            f"The PANNs checkpoint at {checkpoint} could not be loaded ({str(exc).splitlines()[0][:200]}). "
+            "Delete it to download it again, or use SOUNDALIKE_MODEL=aisfx."
+        ) from None
+    model.eval()
+    return model
+
+
+class PannsCnn14(Embedder):
+    name = "panns-cnn14"
+    dim = 2048
+    sample_rate = 32000
+    min_seconds = 1.0
+    description = "PANNs Cnn14 (AudioSet, 2048-d, 32 kHz)"
+
+    def __init__(self, settings, *, download: bool = True, progress: bool = True):
+        import torch
+
+        set_threads(settings)
+        self._torch = torch
+        self.checkpoint = resolve_checkpoint(settings, download=download, progress=progress)
+        self.model = load_cnn14(self.checkpoint)
+        self.labels = audioset_labels()
+
+    def _forward(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embedding, clipwise) for one clip, windowed so memory stays bounded on long input."""
+        torch = self._torch
+        samples = pad_to_seconds(samples, self.sample_rate, self.min_seconds)
+        win = int(WINDOW_SECONDS * self.sample_rate)
+        pieces = [samples[i : i + win] for i in range(0, len(samples), win)]
+        if len(pieces) > 1 and len(pieces[-1]) < self.min_seconds * self.sample_rate:
+            pieces[-2] = np.concatenate([pieces[-2], pieces.pop()])
+        embs, tags, weights = [], [], []
+        with torch.inference_mode():
+            for piece in pieces:
+                out = self.model(torch.from_numpy(np.ascontiguousarray(piece))[None, :], None)
+                embs.append(out["embedding"][0].numpy())
+                tags.append(out["clipwise_output"][0].numpy())
+                weights.append(len(piece))
+        w = np.asarray(weights, dtype=np.float32)
+        return np.average(embs, axis=0, weights=w), np.average(tags, axis=0, weights=w)
+
+    def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self._forward(c)[0] for c in clips])
+
+    def tags(self, samples: np.ndarray, top: int = 5) -> list[tuple[str, float]]:
+        """The clip's top AudioSet classes with probabilities."""
+        probs = self._forward(samples)[1]
+        order = np.argsort(probs)[::-1][:top]
+        return [(self.labels[i], float(probs[i])) for i in order]

@@ -1,0 +1,107 @@
+"""Leave-one-out retrieval quality on a labelled folder, through the real index and store.
+
+Every clip is indexed into a throw-away Milvus Lite file, then each one is used as the query;
+the query itself is dropped from its results and same-label hits count as relevant.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .embedders import MODEL_NAMES, ModelUnavailable
+from .settings import Settings
+
+KS = (1, 5, 10)
+
+
+def average_precision(relevant: np.ndarray) -> float:
+    """AP of one ranking given a boolean relevance vector over all other items."""
+    if not relevant.any():
+        return float("nan")
+    hits = np.cumsum(relevant)
+    ranks = np.arange(1, len(relevant) + 1)
+    return float((hits / ranks)[relevant].mean())
+
+
+def score_rankings(labels: list[str], rankings: list[list[int]]) -> dict:
+    """Per-query metrics -> overall and per-label means."""
+    rows = []
+    for q, ranked in enumerate(rankings):
+        rel = np.array([labels[i] == labels[q] for i in ranked], dtype=bool)
+        row = {"label": labels[q], "map": average_precision(rel)}
+        for k in KS:
+            row[f"p@{k}"] = float(rel[:k].mean()) if len(rel) else float("nan")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    metrics = [f"p@{k}" for k in KS] + ["map"]
+    overall = {m: round(float(frame[m].mean()), 4) for m in metrics}
+    per_label = {lab: {m: round(float(g[m].mean()), 4) for m in metrics} | {"n": int(len(g))} for lab, g in frame.groupby("label")}
+    return {"overall": overall, "per_label": per_label}
+
+
+def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool = False) -> dict:
+    from .library import Library
+
+    with tempfile.TemporaryDirectory(prefix="soundalike-eval-") as tmp:
+        lib = Library(settings.with_(data_dir=Path(tmp), milvus_uri=None, library="eval"), model=model)
+        start = time.perf_counter()
+        report = lib.index([folder])
+        index_s = time.perf_counter() - start
+        meta, vectors = lib.vectors()
+        ids = list(meta["id"])
+        labels = list(meta["label"])
+        pos = {id_: i for i, id_ in enumerate(ids)}
+        rankings = []
+        start = time.perf_counter()
+        for i, id_ in enumerate(ids):
+            hits = lib.store.search(vectors[i], len(ids) - 1, exclude_ids=[id_])
+            rankings.append([pos[h.id] for h in hits])
+        search_s = time.perf_counter() - start
+        from .store import Store
+
+        Store.close_all()
+    result = score_rankings(labels, rankings)
+    result.update(
+        model=model,
+        clips=len(ids),
+        failed=len(report.failed),
+        index_seconds=round(index_s, 1),
+        search_ms_per_query=round(1000 * search_s / max(1, len(ids)), 1),
+    )
+    if progress:
+        print(f"{model}: {len(ids)} clips, P@5 {result['overall']['p@5']:.3f}", file=sys.stderr)
+    return result
+
+
+def evaluate_models(folder: str | Path, settings: Settings, models: list[str] | None = None, progress: bool = False) -> dict:
+    """Every requested (default: every available) model plus the MFCC baseline, same protocol."""
+    folder = Path(folder)
+    out: dict = {"data": str(folder), "protocol": "leave-one-out, same label = relevant", "models": {}, "unavailable": {}}
+    for name in models or list(MODEL_NAMES):
+        try:
+            out["models"][name] = evaluate(folder, settings.with_(allow_download=False), name, progress)
+        except ModelUnavailable as exc:
+            out["unavailable"][name] = str(exc)
+    return out
+
+
+def format_table(result: dict) -> str:
+    overall = pd.DataFrame(
+        [{"model": m, "clips": r["clips"], **r["overall"], "index s": r["index_seconds"], "search ms/q": r["search_ms_per_query"]}
+         for m, r in result["models"].items()]
+    )
+    lines = [f"Leave-one-out retrieval on {result['data']}", "", overall.to_string(index=False, float_format="%.3f")]
+    per = {}
+    for m, r in result["models"].items():
+        for lab, vals in r["per_label"].items():
+            per.setdefault(lab, {"label": lab, "n": vals["n"]})[m] = vals["p@5"]
+    if per:
+        lines += ["", "P@5 per category:", pd.DataFrame(list(per.values())).to_string(index=False, float_format="%.3f")]
+    for m, why in result["unavailable"].items():
+        lines += ["", f"{m}: not available here ({why.split('. ')[0]})"]
+    return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""Files -> embeddings -> store, idempotently.
+
+Each file is identified by the sha256 of its bytes: unchanged files are skipped before any
+decoding, a file whose content changed replaces its old entry (the old one is deleted only after
+the new one is stored, so a failure never loses data), and a bad file is reported and skipped.
+Decoding runs in a small thread pool while the model embeds the previous batch.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .audio import AUDIO_EXTENSIONS, AudioError, Clip, load_audio
+from .embedders.base import Embedder
+from .store import Record, Store
+
+Progress = Callable[[int, int, str], None]  # (done, total, current file name)
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "failed": [{"file": f, "reason": r} for f, r in self.failed],
+            "seconds": round(self.seconds, 2),
+        }
+
+    def summary(self) -> str:
+        text = (
+            f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+            f"failed {len(self.failed)} in {self.seconds:.1f} s"
+        )
+        for name, reason in self.failed[:20]:
+            text += f"\n  failed: {name}: {reason}"
+        if len(self.failed) > 20:
+            text += f"\n  ... and {len(self.failed) - 20} more failures"
+        return text
+
+
+@dataclass
+class Item:
+    path: Path
+    label: str
+    id: str = ""
+    replaces: list[str] = field(default_factory=list)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, str]:
+    """manifest.csv (file,label,...) -> {relative file path: label}."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row["file"].strip(): row["label"].strip() for row in csv.DictReader(f) if row.get("file") and row.get("label")}
+
+
+def collect(paths: Iterable[str | Path], default_label: str | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Expand folders (recursively, audio extensions only) and label every file.
+
+    Labels: manifest.csv in the file's folder or an ancestor up to the given root, else the
+    parent folder's name (or `default_label` when given).
+    """
+    items: list[Item] = []
+    missing: list[tuple[str, str]] = []
+    manifests: dict[Path, dict[str, str]] = {}
+
+    def label_for(file: Path, root: Path) -> str:
+        if default_label:
+            return default_label
+        d = file.parent
+        while True:
+            if d not in manifests:
+                manifests[d] = read_manifest(d)
+            rel = file.relative_to(d).as_posix()
+            if rel in manifests[d]:
+                return manifests[d][rel]
+            if d == root or d.parent == d:
+                break
+            d = d.parent
+        return file.parent.name or "unlabelled"
+
+    for p in paths:
+        p = Path(p).expanduser().resolve()
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not any(part.startswith(".") for part in f.relative_to(p).parts):
+                    items.append(Item(f, label_for(f, p)))
+        elif p.is_file():
+            items.append(Item(p, label_for(p, p.parent)))
+        else:
+            missing.append((str(p), "no such file or folder"))
+    return items, missing
+
+
+class Indexer:
+    def __init__(self, store: Store, embedder: Embedder, settings, *, batch_size: int = 8, upsert_batch: int = 64):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.batch_size = batch_size
+        self.upsert_batch = upsert_batch
+
+    def _decode(self, item: Item) -> Clip | AudioError:
+        try:
+            return load_audio(
+                item.path,
+                self.embedder.sample_rate,
+                max_seconds=self.settings.max_index_seconds,
+                name=item.path.name,
+            )
+        except AudioError as exc:
+            return exc
+        except Exception as exc:  # never let one file abort a run
+            return AudioError(item.path.name, f"could not be decoded ({exc})")
+
+    def plan(self, items: Sequence[Item], report: IndexReport) -> list[Item]:
+        """Hash, drop duplicates and unchanged files; note which stored ids each file replaces."""
+        todo: list[Item] = []
+        seen: set[str] = set()
+        for item in items:
+            try:
+                item.id = file_sha256(item.path)
+            except OSError as exc:
+                report.failed.append((item.path.name, f"cannot read file ({exc.strerror or exc})"))
+                continue
+            if item.id in seen:
+                report.unchanged.append(str(item.path))
+                continue
+            seen.add(item.id)
+            todo.append(item)
+        existing = self.store.existing_ids([i.id for i in todo])
+        fresh = []
+        for item in todo:
+            if item.id in existing:
+                report.unchanged.append(str(item.path))
+            else:
+                item.replaces = [i for i in self.store.ids_for_path(str(item.path)) if i != item.id]
+                fresh.append(item)
+        return fresh
+
+    def index(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        default_label: str | None = None,
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        start = time.perf_counter()
+        report = IndexReport()
+        items, missing = collect(paths, default_label)
+        report.failed.extend(missing)
+        todo = self.plan(items, report)
+        total = len(todo)
+        done = 0
+        if progress:
+            progress(0, total, "")
+        pending: list[Record] = []
+        replaced: list[tuple[Item, list[str]]] = []
+
+        def flush() -> None:
+            if pending:
+                self.store.upsert(pending)
+                pending.clear()
+            # Old versions go only once their replacement is stored.
+            for item, old in replaced:
+                self.store.delete(old)
+            replaced.clear()
+
+        batch: list[tuple[Item, Clip]] = []
+
+        def embed_batch() -> None:
+            nonlocal done
+            if not batch:
+                return
+            try:
+                vectors = self.embedder.embed([clip.samples for _, clip in batch])
+            except Exception as exc:
+                for item, _ in batch:
+                    report.failed.append((item.path.name, f"model failed ({exc})"))
+                vectors = []
+            now = time.time()
+            for (item, clip), vec in zip(batch, vectors):
+                pending.append(
+                    Record(item.id, vec, str(item.path), item.path.stem, item.label, clip.duration, clip.source_rate, now)
+                )
+                (report.updated if item.replaces else report.added).append(str(item.path))
+                if item.replaces:
+                    replaced.append((item, item.replaces))
+            batch.clear()
+            if len(pending) >= self.upsert_batch:
+                flush()
+
+        workers = max(1, int(self.settings.decode_workers))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+            queue: deque = deque()
+            it = iter(todo)
+            lookahead = max(2 * self.batch_size, workers)
+            for item in it:
+                queue.append((item, pool.submit(self._decode, item)))
+                if len(queue) >= lookahead:
+                    break
+            while queue:
+                item, fut = queue.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queue.append((nxt, pool.submit(self._decode, nxt)))
+                clip = fut.result()
+                if isinstance(clip, AudioError):
+                    report.failed.append((item.path.name, clip.reason))
+                else:
+                    batch.append((item, clip))
+                    if len(batch) >= self.batch_size:
+                        embed_batch()
+                done += 1
+                if progress:
+                    progress(done, total, item.path.name)
+            embed_batch()
+            flush()
+        report.seconds = time.perf_counter() - start
+        return report

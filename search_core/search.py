@@ -1,0 +1,49 @@
+"""Query in -> embedding -> nearest neighbours -> a pandas DataFrame of results."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from .audio import Clip, load_audio, prepare
+from .embedders.base import Embedder
+from .store import Hit, Store
+
+# A file path, or (sample_rate, samples) as microphones and Gradio's numpy audio give it.
+Query = Union[str, Path, tuple]
+RESULT_COLUMNS = ["rank", "name", "label", "score", "duration", "path", "id"]
+
+
+def load_query(query: Query, embedder: Embedder, settings) -> Clip:
+    if isinstance(query, tuple):
+        rate, samples = query
+        return prepare(samples, rate, embedder.sample_rate, name="recording", max_seconds=settings.max_query_seconds)
+    return load_audio(
+        query,
+        embedder.sample_rate,
+        max_seconds=settings.max_query_seconds,
+        max_bytes=settings.max_upload_bytes,
+    )
+
+
+def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
+    rows = [
+        {"rank": i + 1, "name": h.name, "label": h.label, "score": round(h.score, 4),
+         "duration": round(h.duration, 2), "path": h.path, "id": h.id}
+        for i, h in enumerate(hits)
+    ]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def search_vector(
+    store: Store,
+    vector: np.ndarray,
+    top_k: int = 5,
+    *,
+    label: str | None = None,
+    max_duration: float | None = None,
+    exclude_ids: Sequence[str] = (),
+) -> pd.DataFrame:
+    return hits_frame(store.search(vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids))

@@ -1,0 +1,104 @@
+"""One settings object, read from environment variables, passed to everything else.
+
+Nothing in search_core reads the environment directly: front ends build a Settings (usually
+``Settings.from_env()``) and hand it down, so tests can run several configurations side by side.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PANNS_CHECKPOINT_NAME = "Cnn14_mAP=0.431.pth"
+PANNS_CHECKPOINT_URL = "https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1"
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of Soundalike. Defaults run offline on Milvus Lite with the `auto` model."""
+
+    data_dir: Path = Path("data")
+    # None means "Milvus Lite file inside data_dir"; any other value is a server URI.
+    milvus_uri: str | None = None
+    milvus_token: str | None = None
+    library: str = "library"
+    model: str = "auto"
+    max_query_seconds: float = 30.0
+    max_index_seconds: float = 600.0
+    max_upload_mb: float = 50.0
+    panns_checkpoint: Path | None = None
+    panns_data_dir: Path = field(default_factory=lambda: Path.home() / "panns_data")
+    panns_url: str = PANNS_CHECKPOINT_URL
+    # Try to download the PANNs checkpoint when `auto` resolves a model. Off means
+    # `auto` only picks PANNs when the checkpoint is already on disk.
+    allow_download: bool = True
+    download_timeout: float = 30.0
+    admin: bool = False
+    admin_token: str | None = None
+    torch_threads: int = 0  # 0: leave torch's default
+    decode_workers: int = 2
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        env = os.environ
+        checkpoint = env.get("PANNS_CHECKPOINT")
+        values = dict(
+            data_dir=Path(env.get("SOUNDALIKE_DATA_DIR", "data")),
+            milvus_uri=env.get("MILVUS_URI") or None,
+            milvus_token=env.get("MILVUS_TOKEN") or None,
+            library=env.get("SOUNDALIKE_LIBRARY", "library"),
+            model=env.get("SOUNDALIKE_MODEL", "auto"),
+            max_query_seconds=_env_float("SOUNDALIKE_MAX_QUERY_SECONDS", 30.0),
+            max_index_seconds=_env_float("SOUNDALIKE_MAX_INDEX_SECONDS", 600.0),
+            max_upload_mb=_env_float("SOUNDALIKE_MAX_UPLOAD_MB", 50.0),
+            panns_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
+            panns_data_dir=Path(env.get("PANNS_DATA_DIR", str(Path.home() / "panns_data"))).expanduser(),
+            panns_url=env.get("PANNS_URL", PANNS_CHECKPOINT_URL),
+            allow_download=_env_bool("SOUNDALIKE_ALLOW_DOWNLOAD", True),
+            download_timeout=_env_float("SOUNDALIKE_DOWNLOAD_TIMEOUT", 30.0),
+            admin=_env_bool("SOUNDALIKE_ADMIN", False),
+            admin_token=env.get("SOUNDALIKE_ADMIN_TOKEN") or None,
+            torch_threads=int(_env_float("SOUNDALIKE_TORCH_THREADS", 0)),
+            decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 2)),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def uri(self) -> str:
+        """The Milvus URI: a server's, or the embedded Lite file under data_dir."""
+        return self.milvus_uri or str(self.data_dir / "soundalike.db")
+
+    @property
+    def is_lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def panns_checkpoint_path(self) -> Path:
+        return self.panns_checkpoint or self.panns_data_dir / PANNS_CHECKPOINT_NAME

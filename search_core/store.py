@@ -1,0 +1,291 @@
+"""Vectors and their metadata in Milvus: Milvus Lite (a local .db file) by default, any Milvus
+server or cluster when a URI is set. One collection per (library, model), so vectors of different
+models never mix; the model name and dim are stored as collection properties and checked on open.
+
+Filters are built here from typed values only (quoted with JSON escaping), never from raw text.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+ID_MAX = 80
+PATH_MAX = 2048
+TEXT_MAX = 512
+OUTPUT_FIELDS = ["path", "name", "label", "duration", "sample_rate", "indexed_at"]
+
+
+class StoreError(RuntimeError):
+    """The vector store refused an operation; the message is for people."""
+
+
+@dataclass
+class Record:
+    id: str  # sha256 of the file's bytes
+    embedding: np.ndarray
+    path: str
+    name: str
+    label: str
+    duration: float
+    sample_rate: int
+    indexed_at: float
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float  # cosine similarity clipped to [0, 1]; higher is closer
+    path: str
+    name: str
+    label: str
+    duration: float
+
+
+def collection_name(library: str, model: str) -> str:
+    base = re.sub(r"[^0-9a-zA-Z_]", "_", f"{library}__{model}")
+    return base if base[0].isalpha() or base[0] == "_" else f"c_{base}"
+
+
+def quote(value: str) -> str:
+    """A Milvus string literal for any text (JSON escaping; checked against Milvus Lite)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _clean_text(value: str, limit: int) -> str:
+    value = "".join(ch for ch in str(value) if ch.isprintable())
+    return value[:limit]
+
+
+def build_filter(label: str | None = None, max_duration: float | None = None, path: str | None = None) -> str:
+    parts = []
+    if label:
+        parts.append(f"label == {quote(label)}")
+    if max_duration is not None:
+        parts.append(f"duration <= {float(max_duration)!r}")
+    if path is not None:
+        parts.append(f"path == {quote(path)}")
+    return " and ".join(parts)
+
+
+class Store:
+    """A Milvus collection bound to one model; created on first use, verified on reopen."""
+
+    # Lite allows one client per .db file per process: share it, keyed by URI.
+    _clients: dict[str, object] = {}
+    _clients_lock = threading.Lock()
+
+    def __init__(self, uri: str, collection: str, model: str, dim: int, token: str | None = None):
+        self.uri = uri
+        self.collection = collection
+        self.model = model
+        self.dim = int(dim)
+        self.token = token
+        self.client = self._client(uri, token)
+        self._lock = threading.RLock()
+        self.ensure()
+
+    @classmethod
+    def _client(cls, uri: str, token: str | None):
+        from pymilvus import MilvusClient
+
+        # pymilvus warns on every Lite query_iterator (no server-side mvcc ts); that is expected.
+        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        key = f"{uri}|{token or ''}"
+        with cls._clients_lock:
+            if key not in cls._clients:
+                if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+                    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    cls._clients[key] = MilvusClient(uri, token=token or "")
+                except Exception as exc:
+                    raise StoreError(f"Cannot open Milvus at {uri} ({str(exc).splitlines()[0]})") from None
+            return cls._clients[key]
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every shared client (tests, shutdown)."""
+        with cls._clients_lock:
+            for client in cls._clients.values():
+                try:
+                    client.close()
+                except Exception:
+                    pass
+            cls._clients.clear()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def ensure(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        with self._lock:
+            if self.client.has_collection(self.collection):
+                self._verify()
+                self.client.load_collection(self.collection)  # reopened Lite collections start released
+                return
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+            schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
+            schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX)
+            schema.add_field("name", DataType.VARCHAR, max_length=TEXT_MAX)
+            schema.add_field("label", DataType.VARCHAR, max_length=TEXT_MAX)
+            schema.add_field("duration", DataType.FLOAT)
+            schema.add_field("sample_rate", DataType.INT64)
+            schema.add_field("indexed_at", DataType.DOUBLE)
+            index = self.client.prepare_index_params()
+            # Exact search in Lite (FLAT); a server gets HNSW, which scales past one machine.
+            if self.is_lite:
+                index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
+            else:
+                index.add_index("embedding", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+            self.client.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                properties={"soundalike.model": self.model, "soundalike.dim": str(self.dim)},
+            )
+            self.client.load_collection(self.collection)
+
+    @property
+    def is_lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    def _verify(self) -> None:
+        desc = self.client.describe_collection(self.collection)
+        props = desc.get("properties") or {}
+        model = props.get("soundalike.model")
+        dim = None
+        for f in desc.get("fields", []):
+            if f.get("name") == "embedding":
+                dim = int((f.get("params") or {}).get("dim", 0))
+        if model != self.model or dim != self.dim:
+            raise StoreError(
+                f"Collection {self.collection!r} holds {model or 'unknown'} vectors of dim {dim}, "
+                f"not {self.model} (dim {self.dim}); use another collection or re-index."
+            )
+
+    # -- writes ---------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[Record]) -> int:
+        if not records:
+            return 0
+        rows = []
+        for r in records:
+            vec = np.asarray(r.embedding, dtype=np.float32)
+            if vec.shape != (self.dim,) or not np.all(np.isfinite(vec)):
+                raise StoreError(f"bad embedding for {r.name}: shape {vec.shape}, dim {self.dim} expected")
+            rows.append(
+                {
+                    "id": r.id,
+                    "embedding": vec.tolist(),
+                    "path": _clean_text(r.path, PATH_MAX),
+                    "name": _clean_text(r.name, TEXT_MAX),
+                    "label": _clean_text(r.label, TEXT_MAX),
+                    "duration": float(r.duration),
+                    "sample_rate": int(r.sample_rate),
+                    "indexed_at": float(r.indexed_at),
+                }
+            )
+        with self._lock:
+            self.client.upsert(self.collection, rows)
+        return len(rows)
+
+    def delete(self, ids: Iterable[str] = (), *, path: str | None = None) -> int:
+        ids = [str(i) for i in ids]
+        with self._lock:
+            before = self.count()
+            if ids:
+                self.client.delete(self.collection, ids=ids)
+            if path is not None:
+                self.client.delete(self.collection, filter=build_filter(path=path))
+            return before - self.count()
+
+    def drop(self) -> None:
+        with self._lock:
+            if self.client.has_collection(self.collection):
+                self.client.drop_collection(self.collection)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def count(self) -> int:
+        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"]) if res else 0
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[dict]:
+        if not ids:
+            return []
+        fields = ["id"] + OUTPUT_FIELDS + (["embedding"] if with_vectors else [])
+        out = []
+        for start in range(0, len(ids), 500):
+            out.extend(self.client.get(self.collection, ids=list(ids[start : start + 500]), output_fields=fields))
+        return [dict(r) for r in out]
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        return {r["id"] for r in self.get(list(ids))}
+
+    def ids_for_path(self, path: str) -> list[str]:
+        res = self.client.query(self.collection, filter=build_filter(path=path), output_fields=["id"])
+        return [r["id"] for r in res]
+
+    def iterate(self, fields: Sequence[str] = ("id", *OUTPUT_FIELDS), batch: int = 1000):
+        """Every row, in pages (for stats, maps and export)."""
+        it = self.client.query_iterator(self.collection, batch_size=batch, filter="", output_fields=list(fields))
+        try:
+            while rows := it.next():
+                yield from (dict(r) for r in rows)
+        finally:
+            it.close()
+
+    def label_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.iterate(("id", "label")):
+            counts[row["label"]] = counts.get(row["label"], 0) + 1
+        return dict(sorted(counts.items()))
+
+    def search(
+        self,
+        vector: np.ndarray,
+        top_k: int = 5,
+        *,
+        label: str | None = None,
+        max_duration: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[Hit]:
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if vec.shape != (self.dim,):
+            raise StoreError(f"query vector has dim {vec.shape[0]}, collection expects {self.dim}")
+        top_k = max(1, min(int(top_k), 16384 - len(exclude_ids)))
+        res = self.client.search(
+            self.collection,
+            data=[vec.tolist()],
+            limit=top_k + len(exclude_ids),
+            filter=build_filter(label=label, max_duration=max_duration),
+            output_fields=OUTPUT_FIELDS,
+            search_params={"metric_type": "COSINE"},
+        )
+        skip = set(exclude_ids)
+        hits = []
+        for h in res[0]:
+            if h["id"] in skip:
+                continue
+            e = h["entity"]
+            hits.append(
+                Hit(
+                    id=h["id"],
+                    score=float(min(1.0, max(0.0, h["distance"]))),
+                    path=e["path"],
+                    name=e["name"],
+                    label=e["label"],
+                    duration=float(e["duration"]),
+                )
+            )
+        return hits[:top_k]
+
+
+def record_dict(r: Record) -> dict:
+    d = asdict(r)
+    d.pop("embedding")
+    return d
