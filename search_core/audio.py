@@ -161,15 +161,14 @@ def load_audio(
         data, rate = _decode_soundfile(path, max_seconds, name)
     except AudioError:
         raise
-    except Exception as first:
+    except Exception:
         try:
             data, rate = _decode_fallback(path, max_seconds, name)
         except AudioError:
             raise
         except Exception:
-            # libsndfile says "Error opening '<path>': <reason>"; keep the reason, never the server path.
-            reason = str(first).splitlines()[0].rsplit(": ", 1)[-1].strip().rstrip(".").replace(str(path), name)
-            raise AudioError(name, f"not a readable audio file ({reason})") from None
+            # libsndfile's own wording is often misleading (and names server paths): say it plainly.
+            raise AudioError(name, "not a readable audio file (unknown format or corrupt data)") from None
     if data.shape[0] == 0:
         raise AudioError(name, "contains no audio samples")
     return prepare(data, rate, sample_rate, name=name, max_seconds=max_seconds)

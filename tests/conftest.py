@@ -1,0 +1,93 @@
+"""Shared fixtures. Tests use real parts: real decoding, real models, a real Milvus Lite file."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Isolate HOME before anything imports panns_inference (it reads ~/panns_data at import time),
+# so tests never touch, or depend on, the user's model cache.
+os.environ["HOME"] = tempfile.mkdtemp(prefix="soundalike-test-home-")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("MPLBACKEND", "Agg")
+for var in ("MILVUS_URI", "MILVUS_TOKEN", "SOUNDALIKE_MODEL", "PANNS_CHECKPOINT", "SOUNDALIKE_ADMIN", "SOUNDALIKE_ADMIN_TOKEN"):
+    os.environ.pop(var, None)
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from search_core.settings import Settings  # noqa: E402
+from search_core.store import Store  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+
+
+def synth(kind: str, seconds: float = 2.0, sr: int = 22050, seed: int = 0) -> np.ndarray:
+    """Small family of distinguishable test sounds."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    if kind == "tone":
+        f = 300 + 40 * seed
+        y = 0.5 * np.sin(2 * np.pi * f * t) + 0.2 * np.sin(2 * np.pi * 2 * f * t)
+    elif kind == "noise":
+        y = 0.3 * rng.normal(size=t.size) * np.exp(-t * (1 + seed))
+    elif kind == "chirp":
+        f0, f1 = 200 + 50 * seed, 4000
+        y = 0.5 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds)))
+    elif kind == "clicks":
+        y = np.zeros_like(t)
+        period = int(sr / (8 + seed))
+        y[::period] = 0.9
+        y = np.convolve(y, np.exp(-np.arange(200) / 20), mode="same")
+    else:
+        raise ValueError(kind)
+    return y.astype(np.float32)
+
+
+def write_sounds(folder: Path, kinds=("tone", "noise", "chirp", "clicks"), per_kind: int = 3, sr: int = 22050) -> list[Path]:
+    paths = []
+    for kind in kinds:
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_kind):
+            p = folder / kind / f"{kind}_{i}.wav"
+            sf.write(p, synth(kind, 2.0, sr, seed=i), sr)
+            paths.append(p)
+    return paths
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Offline settings on a fresh Milvus Lite file, with the bundled aisfx model."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        model="aisfx",
+        allow_download=False,
+        panns_data_dir=tmp_path / "panns_data",
+    )
+
+
+@pytest.fixture
+def sounds(tmp_path) -> Path:
+    folder = tmp_path / "sounds"
+    write_sounds(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _close_milvus_clients():
+    yield
+    Store.close_all()
+
+
+@pytest.fixture(scope="session")
+def sample_settings(tmp_path_factory) -> Settings:
+    """A library holding the whole bundled sample set, indexed once per test session."""
+    from search_core.library import Library
+
+    s = Settings(data_dir=tmp_path_factory.mktemp("sample_lib"), model="aisfx", allow_download=False)
+    report = Library(s).index([SAMPLE_DATA])
+    s.__dict__["_report"] = report  # frozen dataclass: keep the report beside it for the tests
+    return s

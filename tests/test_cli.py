@@ -1,0 +1,73 @@
+"""The CLI as a user runs it: separate processes on a Milvus Lite file, offline."""
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import REPO, SAMPLE_DATA
+
+
+def run(args, tmp_path, **env):
+    e = dict(os.environ, SOUNDALIKE_DATA_DIR=str(tmp_path / "data"), SOUNDALIKE_MODEL="aisfx", **env)
+    return subprocess.run([sys.executable, "-m", "search_core", *args], cwd=REPO, env=e, capture_output=True, text=True, timeout=600)
+
+
+def test_index_then_search_json_returns_the_query_first(tmp_path, sounds):
+    r = run(["index", str(sounds)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "added 12" in r.stdout
+    r = run(["search", str(sounds / "clicks" / "clicks_2.wav"), "--top-k", "3", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)  # exactly one JSON object on stdout
+    assert set(out) == {"model", "collection", "results"} and out["model"] == "aisfx"
+    first = out["results"][0]
+    assert set(first) == {"rank", "name", "label", "score", "duration", "path"}
+    assert first["name"] == "clicks_2" and first["rank"] == 1 and first["score"] > 0.999
+    assert len(out["results"]) == 3
+
+    r = run(["stats", "--json"], tmp_path)
+    assert json.loads(r.stdout)["count"] == 12
+    r = run(["delete", "--path", str(sounds / "clicks" / "clicks_2.wav")], tmp_path)
+    assert "deleted 1" in r.stdout
+    r = run(["drop"], tmp_path)
+    assert r.returncode == 2 and "--yes" in r.stderr
+    r = run(["drop", "--yes"], tmp_path)
+    assert "dropped" in r.stdout and "11 sounds" in r.stdout
+
+
+def test_bad_query_is_an_error_message_not_a_traceback(tmp_path):
+    bad = tmp_path / "x.mp3"
+    bad.write_text("nope")
+    r = run(["search", str(bad)], tmp_path)
+    assert r.returncode == 1
+    # (mpg123 may print its own notes to stderr first)
+    assert r.stderr.strip().splitlines()[-1].startswith("error: x.mp3: not a readable audio file")
+    assert "Traceback" not in r.stderr
+
+
+def test_eval_compares_models_on_a_labelled_folder(tmp_path):
+    # a small labelled subset of the bundled library: 3 categories x 5 clips, with its manifest
+    import csv
+
+    rows = list(csv.DictReader((SAMPLE_DATA / "manifest.csv").open()))
+    keep = []
+    for label in ("voice", "explosion", "ui_click"):
+        keep += [r for r in rows if r["label"] == label][:5]
+    sub = tmp_path / "subset"
+    for r in keep:
+        (sub / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        (sub / r["file"]).write_bytes((SAMPLE_DATA / r["file"]).read_bytes())
+    with (sub / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    r = run(["eval", str(sub), "--models", "aisfx", "mfcc", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["models"]) == {"aisfx", "mfcc"}
+    for m in out["models"].values():
+        assert m["clips"] == 15 and m["failed"] == 0
+        assert set(m["per_label"]) == {"voice", "explosion", "ui_click"}
+        for v in m["overall"].values():
+            assert 0.0 <= v <= 1.0
+        assert m["overall"]["p@1"] > 1 / 3  # better than chance on 3 balanced classes

@@ -1,0 +1,155 @@
+"""The PANNs Cnn14 path end to end: the real architecture with random weights saved the way the
+released checkpoint is (numpy objects under 'sampler'), resolved, downloaded over loopback HTTP
+and loaded in a temp HOME. Offline downloads must fail with a clear message and leave no file."""
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search_core.embedders import ModelUnavailable, get_embedder
+from search_core.embedders.panns import (
+    MIN_CHECKPOINT_BYTES,
+    PannsCnn14,
+    audioset_labels,
+    build_cnn14,
+    resolve_checkpoint,
+)
+from search_core.settings import Settings
+
+from .conftest import synth
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    model = build_cnn14()
+    path = tmp_path_factory.mktemp("ckpt") / "Cnn14_mAP=0.431.pth"
+    sampler = {"indexes": np.arange(10), "rate": np.float64(0.5), "random_state": np.random.RandomState(0).get_state()[1]}
+    torch.save({"model": model.state_dict(), "sampler": sampler, "iteration": 0}, path)
+    assert path.stat().st_size >= MIN_CHECKPOINT_BYTES  # same size class as the real file
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    """Serves the checkpoint's folder on a loopback port, plus a short file."""
+    (checkpoint.parent / "short.pth").write_bytes(b"x" * 1000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(checkpoint.parent))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.RequestHandlerClass.log_message = lambda *a, **k: None
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/Cnn14_mAP%3D0.431.pth"
+
+
+def panns_settings(tmp_path, **kw) -> Settings:
+    base = dict(data_dir=tmp_path / "data", panns_data_dir=tmp_path / "panns_data", download_timeout=10)
+    base.update(kw)
+    return Settings(**base)
+
+
+def test_labels_ship_with_us_and_import_never_leaves_an_empty_csv(checkpoint):
+    labels = audioset_labels()
+    assert len(labels) == 527 and labels[0] == "Speech" and "Explosion" in labels
+    import panns_inference.config as cfg
+
+    assert cfg.classes_num == 527
+    csv_in_home = Path.home() / "panns_data" / "class_labels_indices.csv"
+    assert csv_in_home.stat().st_size > 10_000
+
+
+def test_configured_checkpoint_loads_and_embeds(tmp_path, checkpoint):
+    emb = PannsCnn14(panns_settings(tmp_path, panns_checkpoint=checkpoint), download=False)
+    vecs = emb.embed([synth("tone", 0.2, 32000), synth("noise", 3.0, 32000)])  # 0.2 s: padded
+    assert vecs.shape == (2, 2048) and np.all(np.isfinite(vecs))
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    tags = emb.tags(synth("noise", 2.0, 32000), top=5)
+    assert len(tags) == 5 and all(name in emb.labels and 0.0 <= p <= 1.0 for name, p in tags)
+
+
+def test_long_clip_is_windowed(tmp_path, checkpoint):
+    emb = PannsCnn14(panns_settings(tmp_path, panns_checkpoint=checkpoint), download=False)
+    vec = emb.embed_one(synth("chirp", 45.0, 32000))
+    assert vec.shape == (2048,) and np.all(np.isfinite(vec))
+
+
+def test_download_over_http_into_the_cache_then_load(tmp_path, checkpoint, server):
+    settings = panns_settings(tmp_path, panns_url=f"{server}/{checkpoint.name}")
+    path = resolve_checkpoint(settings, progress=False)
+    assert path == settings.panns_data_dir / "Cnn14_mAP=0.431.pth"
+    assert path.stat().st_size == checkpoint.stat().st_size
+    assert list(path.parent.glob("*.part")) == []
+    # Once cached, it is used without the network.
+    offline = settings.with_(panns_url=closed_port_url())
+    assert resolve_checkpoint(offline, progress=False) == path
+    emb = get_embedder(offline.with_(model="auto"))
+    assert emb.name == "panns-cnn14" and "PANNs" in emb.note
+
+
+def test_failed_download_is_a_clear_message_and_leaves_no_file(tmp_path):
+    url = closed_port_url()
+    settings = panns_settings(tmp_path, panns_url=url)
+    with pytest.raises(ModelUnavailable) as err:
+        resolve_checkpoint(settings, progress=False)
+    msg = str(err.value)
+    assert url in msg and str(settings.panns_checkpoint_path) in msg and "SOUNDALIKE_MODEL=aisfx" in msg
+    assert not settings.panns_checkpoint_path.exists()
+    assert list(settings.panns_data_dir.glob("*")) == []
+
+
+def test_short_download_is_rejected_not_kept(tmp_path, server):
+    settings = panns_settings(tmp_path, panns_url=f"{server}/short.pth")
+    with pytest.raises(ModelUnavailable, match="only 1000 bytes"):
+        resolve_checkpoint(settings, progress=False)
+    assert list(settings.panns_data_dir.glob("*")) == []
+
+
+def test_zero_byte_cache_file_is_not_trusted(tmp_path, checkpoint, server):
+    settings = panns_settings(tmp_path, panns_url=f"{server}/{checkpoint.name}")
+    settings.panns_data_dir.mkdir(parents=True)
+    settings.panns_checkpoint_path.write_bytes(b"")  # what panns_inference's wget leaves offline
+    path = resolve_checkpoint(settings, progress=False)
+    assert path.stat().st_size == checkpoint.stat().st_size
+
+
+def test_auto_falls_back_to_aisfx_and_says_why(tmp_path):
+    settings = panns_settings(tmp_path, panns_url=closed_port_url(), model="auto")
+    emb = get_embedder(settings)
+    assert emb.name == "aisfx"
+    assert "fell back to aisfx" in emb.note and "Could not download" in emb.note
+    no_download = get_embedder(settings.with_(allow_download=False))
+    assert no_download.name == "aisfx" and "downloads are off" in no_download.note
+
+
+def test_missing_configured_checkpoint_is_a_clear_message(tmp_path):
+    settings = panns_settings(tmp_path, panns_checkpoint=tmp_path / "nope.pth")
+    with pytest.raises(ModelUnavailable, match="PANNS_CHECKPOINT points to"):
+        get_embedder(settings, "panns-cnn14")
+
+
+class NotAllowed:
+    pass
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
+    import torch
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"model": {}, "payload": NotAllowed()}, bad)
+    with pytest.raises(ModelUnavailable, match="could not be loaded"):
+        PannsCnn14(panns_settings(tmp_path, panns_checkpoint=bad), download=False)
