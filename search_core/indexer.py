@@ -56,6 +56,7 @@ class IndexReport:
 class Item:
     path: Path
     label: str
+    name: str = ""  # display name; defaults to the file's stem
     id: str = ""
     replaces: list[str] = field(default_factory=list)
 
@@ -167,10 +168,15 @@ class Indexer:
         *,
         default_label: str | None = None,
         progress: Progress | None = None,
+        names: dict[str, str] | None = None,
     ) -> IndexReport:
+        """`names` maps a file's resolved path to the name shown for it (uploads keep the
+        visitor's file name while stored under a generated one)."""
         start = time.perf_counter()
         report = IndexReport()
         items, missing = collect(paths, default_label)
+        for item in items:
+            item.name = (names or {}).get(str(item.path), item.path.stem)
         report.failed.extend(missing)
         todo = self.plan(items, report)
         total = len(todo)
@@ -204,7 +210,7 @@ class Indexer:
             now = time.time()
             for (item, clip), vec in zip(batch, vectors):
                 pending.append(
-                    Record(item.id, vec, str(item.path), item.path.stem, item.label, clip.duration, clip.source_rate, now)
+                    Record(item.id, vec, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now)
                 )
                 (report.updated if item.replaces else report.added).append(str(item.path))
                 if item.replaces:

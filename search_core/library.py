@@ -33,12 +33,19 @@ class Library:
         return self.embedder.name
 
     # -- writing ---------------------------------------------------------------------------------
-    def index(self, paths: Iterable[str | Path], *, default_label: str | None = None, progress: Progress | None = None) -> IndexReport:
+    def index(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        default_label: str | None = None,
+        progress: Progress | None = None,
+        names: dict[str, str] | None = None,
+    ) -> IndexReport:
         """Index files/folders; one indexing job at a time per library (searches keep running)."""
         if not self._index_lock.acquire(blocking=False):
             raise StoreError("Another indexing job is running on this library; try again when it finishes.")
         try:
-            return Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress)
+            return Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress, names=names)
         finally:
             self._index_lock.release()
 

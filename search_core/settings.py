@@ -50,6 +50,13 @@ class Settings:
     download_timeout: float = 30.0
     admin: bool = False
     admin_token: str | None = None
+    # Public mode (a hosted demo): visitors may search and index the bundled set, but adding
+    # their own files needs the operator token. On by default inside a Hugging Face Space.
+    public: bool = False
+    # Extra folders whose indexed files the app may play back (besides sample_data and uploads).
+    media_dirs: tuple[Path, ...] = ()
+    sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_data")
+    max_zip_members: int = 500
     torch_threads: int = 0  # 0: leave torch's default
     decode_workers: int = 2
 
@@ -73,6 +80,8 @@ class Settings:
             download_timeout=_env_float("SOUNDALIKE_DOWNLOAD_TIMEOUT", 30.0),
             admin=_env_bool("SOUNDALIKE_ADMIN", False),
             admin_token=env.get("SOUNDALIKE_ADMIN_TOKEN") or None,
+            public=_env_bool("SOUNDALIKE_PUBLIC", bool(env.get("SPACE_ID"))),
+            media_dirs=tuple(Path(p).expanduser() for p in env.get("SOUNDALIKE_MEDIA_DIRS", "").split(os.pathsep) if p),
             torch_threads=int(_env_float("SOUNDALIKE_TORCH_THREADS", 0)),
             decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 2)),
         )

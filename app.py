@@ -1,0 +1,240 @@
+"""Soundalike: find the sounds that sound alike.
+
+The Gradio UI at `/` and the REST API under `/api` (docs at `/docs`), in one process.
+Layout and event wiring only: all logic lives in `search_core`.
+
+    python app.py            # http://127.0.0.1:7860
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from search_core.api import create_api  # noqa: E402
+from search_core.audio import AudioError  # noqa: E402
+from search_core.embedders import ModelUnavailable  # noqa: E402
+from search_core.service import PermissionDenied, Service  # noqa: E402
+from search_core.settings import Settings  # noqa: E402
+from search_core.store import StoreError  # noqa: E402
+
+K_MAX = 20
+ANY = "(any category)"
+EXAMPLES = ["explosion/chromium_exploBig.ogg", "voice/hedgewars_Hello.ogg", "magic/wesnoth_magic-holy-1.ogg", "water/hedgewars_splash.ogg", "ui_click/wesnoth_button.ogg"]
+CSS = """
+.result-player { margin-bottom: 4px !important; }
+#header h1 { margin-bottom: 0; }
+"""
+USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    settings = service.settings
+    admin_ui = bool(settings.admin or settings.admin_token)
+
+    # -- handlers: thin calls into the service, errors become UI messages -------------------------
+    def header_md() -> str:
+        lib = service.library
+        stats = lib.stats()
+        note = f" · _{stats['model_note']}_" if stats["model_note"] else ""
+        return (
+            f"# Soundalike\nUpload or record a sound; hear the most similar clips of the library.\n\n"
+            f"**Model:** `{lib.model}` ({lib.embedder.dim}-d){note} · **Library:** {stats['count']} sounds "
+            f"in {len(stats['labels'])} categories"
+        )
+
+    def categories() -> list[str]:
+        return [ANY, *service.library.store.label_counts().keys()]
+
+    def library_table() -> pd.DataFrame:
+        counts = service.library.store.label_counts()
+        return pd.DataFrame({"category": list(counts), "sounds": list(counts.values())})
+
+    def refresh():
+        empty = service.library.count() == 0
+        return header_md(), gr.update(visible=empty), gr.update(choices=categories()), library_table()
+
+    def search(audio_path, top_k, category, max_duration):
+        if not audio_path:
+            raise gr.Error("Upload or record a sound first.")
+        if service.library.count() == 0:
+            raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
+        label = None if category in (None, "", ANY) else category
+        try:
+            frame, vector = service.search_with_vector(audio_path, int(top_k), label, max_duration or None)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        players = []
+        for row in frame.itertuples():
+            path = service.playable(row.path)
+            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
+            players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)", visible=True))
+        players += [gr.update(value=None, visible=False)] * (K_MAX - len(players))
+        table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
+        status = f"Top {len(frame)} of {service.library.count()} sounds" if len(frame) else "No sound matches these filters."
+        return [status, gr.update(value=table, visible=len(frame) > 0), *players, *map_data(vector)]
+
+    def index_sample(progress=gr.Progress()):
+        def step(done, total, name):
+            if total:
+                progress((done, total), desc=f"Indexing {name}", unit="files")
+
+        try:
+            report = service.index_sample(step)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        return (f"Bundled game sounds: {report.summary()}", *refresh(), *map_data())
+
+    def index_files(files, label, token, progress=gr.Progress()):
+        if not files:
+            raise gr.Error("Choose one or more audio files (or a zip) first.")
+        try:
+            service.require_write(token or None)
+            uploads, rejected = service.ingest([(os.path.basename(f), f) for f in files])
+            report = service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        text = f"Your files: {report.summary()}" if report else "Your files: nothing to index."
+        text += "".join(f"\n  rejected: {name}: {reason}" for name, reason in rejected)
+        return (text, *refresh(), *map_data())
+
+    def delete_item(item_id, token):
+        try:
+            n = service.delete((item_id or "").strip(), token or None)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        return (f"Deleted {n} item(s).", *refresh(), *map_data())
+
+    def clear_library(token):
+        try:
+            service.clear(token or None)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        return ("Library cleared.", *refresh(), *map_data())
+
+    def play_from_map(table: pd.DataFrame, evt: gr.SelectData):
+        row = table.iloc[evt.index[0]]
+        found = service.audio_for_id(str(row["id"]))
+        if not found:
+            return gr.update(value=None, label="not playable")
+        return gr.update(value=str(found[0]), label=f"{row['name']} — {row['label']}")
+
+    def map_data(query_vector=None):
+        """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
+        frame = service.library_map(query_vector)
+        return frame, frame[frame["id"] != ""][["name", "label", "id"]]
+
+    # -- layout ---------------------------------------------------------------------------------
+    with gr.Blocks(title="Soundalike — audio similarity search") as demo:
+        header = gr.Markdown(elem_id="header")
+        with gr.Tabs():
+            with gr.Tab("Search", id="search"):
+                with gr.Column(visible=False, elem_id="empty-banner") as empty_banner:
+                    gr.Markdown("**The library is empty.** Index the bundled game sounds (about 200 clips, under a minute) to start searching.")
+                    banner_btn = gr.Button("Index the bundled game sounds", variant="primary")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Your sound", elem_id="query", buttons=["download"])
+                        top_k = gr.Slider(1, K_MAX, value=5, step=1, label="How many results (top-K)")
+                        with gr.Accordion("Filters", open=False):
+                            category = gr.Dropdown(choices=[ANY], value=ANY, label="Category")
+                            max_duration = gr.Number(value=None, label="Longest result (seconds)", minimum=0)
+                        search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
+                        examples = [str(service.sample_dir / e) for e in EXAMPLES if (service.sample_dir / e).is_file()]
+                        if examples:
+                            gr.Examples(examples=[[e] for e in examples], inputs=[query], label="Try a game sound")
+                    with gr.Column(scale=3):
+                        status = gr.Markdown(elem_id="status")
+                        players = [
+                            gr.Audio(visible=False, interactive=False, buttons=["download"], elem_classes=["result-player"], elem_id=f"result-{i}")
+                            for i in range(K_MAX)
+                        ]
+                        results = gr.Dataframe(visible=False, interactive=False, label="Results", elem_id="results-table")
+            with gr.Tab("Indexing", id="indexing"):
+                gr.Markdown("### The bundled game sounds\nFree game sound effects from Debian's game packages, labelled by category (see `sample_data/LICENSES.md`).")
+                sample_btn = gr.Button("Index the bundled game-sound set", variant="primary", elem_id="index-sample-btn")
+                gr.Markdown("### Your own sounds\nSeveral audio files at once, or a zip of them. They are checked by content and stored under generated names.")
+                files = gr.File(file_count="multiple", file_types=["audio", ".zip"], label="Audio files or a zip")
+                with gr.Row():
+                    upload_label = gr.Textbox(label="Category for these files", placeholder="uploads", max_length=100)
+                    token = gr.Textbox(label="Operator token", type="password", visible=bool(settings.admin_token))
+                upload_btn = gr.Button("Index my files", interactive=service.can_write() or bool(settings.admin_token))
+                if not (service.can_write() or settings.admin_token):
+                    gr.Markdown("_Adding files is disabled on this public demo._")
+                report = gr.Textbox(label="Indexing report", lines=6, elem_id="index-report")
+                lib_table = gr.Dataframe(label="Library by category", interactive=False)
+                with gr.Accordion("Operator: delete and clear", open=False, visible=admin_ui):
+                    delete_id = gr.Textbox(label="Item id to delete (see the results table of the REST API or `python -m search_core`)")
+                    with gr.Row():
+                        delete_btn = gr.Button("Delete item", variant="stop")
+                        clear_btn = gr.Button("Clear the whole library", variant="stop")
+            with gr.Tab("Library map", id="map"):
+                gr.Markdown("Every sound of the library, placed by similarity (PCA of the embeddings). Your last query is the ★. Click a row to play it.")
+                with gr.Row():
+                    scatter = gr.ScatterPlot(x="x", y="y", color="label", title="Library map", height=520, scale=3, tooltip=["name", "label"])
+                    with gr.Column(scale=2):
+                        map_player = gr.Audio(interactive=False, label="Selected sound")
+                        map_table = gr.Dataframe(interactive=False, label="Sounds", max_height=420)
+                map_btn = gr.Button("Refresh the map")
+
+        # -- wiring -----------------------------------------------------------------------------
+        refresh_outputs = [header, empty_banner, category, lib_table]
+        index_outputs = [report, *refresh_outputs, scatter, map_table]
+        search_inputs = [query, top_k, category, max_duration]
+        search_outputs = [status, results, *players, scatter, map_table]
+        demo.load(refresh, outputs=refresh_outputs, api_visibility="private")
+        demo.load(lambda: map_data(), outputs=[scatter, map_table], api_visibility="private")
+        search_btn.click(search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
+        query.stop_recording(search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        top_k.release(search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        for btn in (sample_btn, banner_btn):
+            btn.click(index_sample, None, index_outputs, api_name="index_sample" if btn is sample_btn else False,
+                      concurrency_limit=1, concurrency_id="index")
+        upload_btn.click(index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
+        delete_btn.click(delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
+        clear_btn.click(clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
+        map_btn.click(lambda: map_data(), None, [scatter, map_table], api_name="library_map")
+        map_table.select(play_from_map, [map_table], [map_player], api_visibility="private")
+    return demo
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole server: REST API routes first, the Gradio UI mounted at `/`."""
+    service = Service(settings or Settings.from_env())
+    service.library  # load the model and open the store before serving the first request
+    app = create_api(service)
+    demo = build_ui(service)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    db = service.settings.data_dir / "soundalike.db"
+    app = gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        allowed_paths=[str(p) for p in service.media_roots()],
+        blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock")],
+        max_file_size=service.settings.max_upload_bytes,
+        footer_links=["api"],
+        theme=gr.themes.Soft(),
+        css=CSS,
+    )
+    app.state.service = service
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860")))
+    app = create_app()
+    service = app.state.service
+    print(f"Soundalike: model {service.library.model}, {service.library.count()} sounds. UI http://{host}:{port}/  API docs http://{host}:{port}/docs", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

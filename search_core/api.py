@@ -1,0 +1,240 @@
+"""REST API (FastAPI) beside the UI: thin calls into the Service, JSON errors with the right status.
+
+Nothing here takes a server path from a request: clips are streamed by id, uploads are stored
+under generated names, filters are typed values.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+
+from .audio import AudioError
+from .embedders import ModelUnavailable
+from .service import PermissionDenied, Service
+from .store import StoreError
+
+
+class SearchHit(BaseModel):
+    rank: int
+    name: str
+    label: str
+    score: float = Field(description="cosine similarity in [0, 1]; higher is closer")
+    duration: float
+    id: str
+    audio_url: str | None = Field(description="GET this to play the clip; null when the file is not served")
+
+
+class SearchResponse(BaseModel):
+    model: str
+    collection: str
+    results: list[SearchHit]
+
+
+class Stats(BaseModel):
+    model: str
+    model_note: str
+    dim: int
+    collection: str
+    count: int
+    labels: dict[str, int]
+
+
+class Rejected(BaseModel):
+    file: str
+    reason: str
+
+
+class IndexStarted(BaseModel):
+    job_id: str
+    status_url: str
+    accepted: int
+    rejected: list[Rejected]
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: str
+    done: int
+    total: int
+    current: str
+    report: dict | None
+    error: str | None
+
+
+class Deleted(BaseModel):
+    deleted: int
+
+
+class Health(BaseModel):
+    status: str
+    model: str
+    count: int
+
+
+class Error(BaseModel):
+    detail: str
+
+
+ERRORS = {400: {"model": Error}, 413: {"model": Error}, 415: {"model": Error}, 422: {"model": Error}, 503: {"model": Error}}
+
+
+def audio_status(exc: AudioError) -> int:
+    if exc.reason.startswith("not a readable audio file"):
+        return 415
+    if "MB; the limit" in exc.reason or "larger than the upload limit" in exc.reason:
+        return 413
+    return 400
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return None
+
+
+def create_api(service: Service) -> FastAPI:
+    app = FastAPI(
+        title="Soundalike API",
+        description="Audio similarity search: upload a sound, get the most similar clips of the library.",
+        version="1.0",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    router = APIRouter(prefix="/api")
+    settings = service.settings
+    limit = settings.max_upload_bytes
+
+    @app.exception_handler(AudioError)
+    async def _audio(_: Request, exc: AudioError):
+        return JSONResponse({"detail": str(exc)}, status_code=audio_status(exc))
+
+    @app.exception_handler(ModelUnavailable)
+    async def _model(_: Request, exc: ModelUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError):
+        status = 409 if "Another indexing job" in str(exc) else 503
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(PermissionDenied)
+    async def _denied(_: Request, exc: PermissionDenied):
+        if settings.admin_token:
+            return JSONResponse({"detail": "A valid operator token is required (Authorization: Bearer <token>)."},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    def save_upload(upload: UploadFile, folder: Path) -> Path:
+        """Stream to a generated temp name, refusing anything over the size limit (413)."""
+        target = folder / f"upload-{len(list(folder.iterdir()))}"
+        size = 0
+        with target.open("wb") as out:
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(413, f"{Path(upload.filename or 'upload').name}: file is larger than the limit of {limit / 2**20:.1f} MB")
+                out.write(chunk)
+        return target
+
+    def audio_url(request: Request, item_id: str, path: str) -> str | None:
+        return str(request.url_for("audio", item_id=item_id)) if service.playable(path) else None
+
+    @router.post("/search", response_model=SearchResponse, responses=ERRORS, summary="Find the library clips most similar to an uploaded sound")
+    def search(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the query sound (wav, flac, ogg, mp3, ...)")],
+        top_k: Annotated[int, Form(ge=1, le=100)] = 5,
+        label: Annotated[str | None, Form(max_length=512)] = None,
+        max_duration: Annotated[float | None, Form(gt=0, le=86400)] = None,
+    ) -> SearchResponse:
+        with tempfile.TemporaryDirectory(prefix="soundalike-q-") as tmp:
+            path = save_upload(file, Path(tmp))
+            name = Path(file.filename or "query").name[:200] or "query"
+            if path.stat().st_size == 0:
+                raise HTTPException(400, f"{name}: file is empty (0 bytes)")
+            try:
+                frame = service.search(path, top_k, label or None, max_duration)
+            except AudioError as exc:
+                raise AudioError(name, exc.reason) from None
+        lib = service.library
+        hits = [
+            SearchHit(rank=int(r.rank), name=r.name, label=r.label, score=float(r.score), duration=float(r.duration),
+                      id=r.id, audio_url=audio_url(request, r.id, r.path))
+            for r in frame.itertuples()
+        ]
+        return SearchResponse(model=lib.model, collection=lib.collection, results=hits)
+
+    @router.get("/audio/{item_id}", name="audio", responses={404: {"model": Error}}, response_class=FileResponse,
+                summary="Stream a library clip by its id")
+    def audio(item_id: str):
+        found = service.audio_for_id(item_id)
+        if not found:
+            raise HTTPException(404, "no playable clip with that id")
+        path, row = found
+        return FileResponse(path, filename=f"{row['name']}{path.suffix}")
+
+    @router.post("/index", response_model=IndexStarted, status_code=202, responses={**ERRORS, 401: {"model": Error}, 403: {"model": Error}, 409: {"model": Error}},
+                 summary="Upload files (or a zip) and index them in the background")
+    def index(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="audio files or zip archives")],
+        label: Annotated[str | None, Form(max_length=100)] = None,
+        token: str | None = Depends(bearer),
+    ) -> IndexStarted:
+        service.require_write(token)
+        with tempfile.TemporaryDirectory(prefix="soundalike-up-") as tmp:
+            saved = [(f.filename or "upload", save_upload(f, Path(tmp))) for f in files]
+            uploads, rejected = service.ingest(saved)
+        if not uploads:
+            raise HTTPException(415, "no audio found in the upload: " + "; ".join(f"{n}: {r}" for n, r in rejected)[:500])
+        job = service.start_job(lambda progress: service.index_uploads(uploads, label, progress))
+        return IndexStarted(job_id=job.id, status_url=str(request.url_for("index_status", job_id=job.id)),
+                            accepted=len(uploads), rejected=[Rejected(file=n, reason=r) for n, r in rejected])
+
+    @router.post("/index/sample", response_model=IndexStarted, status_code=202, responses={409: {"model": Error}},
+                 summary="Index the bundled game-sound set in the background (idempotent)")
+    def index_sample(request: Request) -> IndexStarted:
+        job = service.start_job(service.index_sample)
+        return IndexStarted(job_id=job.id, status_url=str(request.url_for("index_status", job_id=job.id)), accepted=0, rejected=[])
+
+    @router.get("/index/{job_id}", name="index_status", response_model=JobStatus, responses={404: {"model": Error}},
+                summary="Progress and report of an indexing job")
+    def index_status(job_id: str) -> JobStatus:
+        job = service.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "unknown job id")
+        return JobStatus(**job.as_dict())
+
+    @router.get("/stats", response_model=Stats, summary="Model, collection, count and per-label counts")
+    def stats() -> Stats:
+        s = service.stats()
+        return Stats(**{k: s[k] for k in Stats.model_fields})
+
+    @router.delete("/items/{item_id}", response_model=Deleted, responses={401: {"model": Error}, 403: {"model": Error}, 404: {"model": Error}},
+                   summary="Delete one library item by id")
+    def delete_item(item_id: str, token: str | None = Depends(bearer)) -> Deleted:
+        service.require_destroy(token)
+        if len(item_id) > 80 or service.library.get(item_id) is None:
+            raise HTTPException(404, "no item with that id")
+        return Deleted(deleted=service.delete(item_id, token))
+
+    @router.delete("/library", response_model=Deleted, responses={401: {"model": Error}, 403: {"model": Error}},
+                   summary="Delete every item of the library")
+    def clear(token: str | None = Depends(bearer)) -> Deleted:
+        service.require_destroy(token)
+        n = service.library.count()
+        service.clear(token)
+        return Deleted(deleted=n)
+
+    @router.get("/health", response_model=Health, summary="Liveness, with the model and library size")
+    def health() -> Health:
+        lib = service.library
+        return Health(status="ok", model=lib.model, count=lib.count())
+
+    app.include_router(router)
+    return app

@@ -1,0 +1,309 @@
+"""What the front ends (Gradio UI, REST API) share: one lazily opened Library, the hosted-demo
+permission rules, safe handling of uploads, the media-path guard and background index jobs.
+
+Permission rules (a hosted demo is public):
+- read (search, stats, play a library clip, the map): always open;
+- index the bundled sample set: always allowed (idempotent, only adds known files);
+- write (index the visitor's own files): needs the operator token when one is set, is refused in
+  public mode without one, and is open on a private/local run;
+- destroy (delete an item, clear the library): needs the token when one is set, else
+  SOUNDALIKE_ADMIN=1; refused otherwise.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from .indexer import IndexReport, Progress
+from .settings import Settings
+
+FORMAT_EXT = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "W64": ".w64", "RF64": ".wav"}
+
+
+class PermissionDenied(Exception):
+    """The caller may not do this here; the message says how an operator enables it."""
+
+
+@dataclass
+class Upload:
+    stored: Path  # under settings.upload_dir, generated name
+    name: str  # the visitor's file name (stem), for display
+
+
+@dataclass
+class Job:
+    id: str
+    state: str = "queued"  # queued | running | done | failed
+    done: int = 0
+    total: int = 0
+    current: str = ""
+    report: dict | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("id", "state", "done", "total", "current", "report", "error")}
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name.replace("\\", "/")).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    return re.sub(r"[^\w\- ]+", "_", stem).strip()[:80] or "upload"
+
+
+class Service:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        self._library = None
+        self._lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self._map_cache: tuple | None = None
+
+    # -- library -------------------------------------------------------------------------------
+    @property
+    def library(self):
+        with self._lock:
+            if self._library is None:
+                from .library import Library
+
+                self._library = Library(self.settings)
+            return self._library
+
+    @property
+    def sample_dir(self) -> Path:
+        return Path(self.settings.sample_dir).resolve()
+
+    def media_roots(self) -> list[Path]:
+        roots = [self.sample_dir, Path(self.settings.upload_dir).resolve()]
+        roots += [Path(p).resolve() for p in self.settings.media_dirs]
+        return roots
+
+    def playable(self, path: str) -> Path | None:
+        """The file for a stored path, only if it lies inside a media root (never anything else)."""
+        try:
+            p = Path(path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not p.is_file():
+            return None
+        for root in self.media_roots():
+            if p.is_relative_to(root):
+                return p
+        return None
+
+    def audio_for_id(self, item_id: str) -> tuple[Path, dict] | None:
+        if not re.fullmatch(r"[0-9a-f]{64}", item_id or ""):
+            return None
+        row = self.library.get(item_id)
+        if row is None:
+            return None
+        path = self.playable(row["path"])
+        return (path, row) if path else None
+
+    # -- permissions ---------------------------------------------------------------------------
+    def _token_ok(self, token: str | None) -> bool:
+        expected = self.settings.admin_token
+        return bool(expected) and token is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+    def can_write(self, token: str | None = None) -> bool:
+        if self.settings.admin_token:
+            return self._token_ok(token)
+        return not self.settings.public
+
+    def can_destroy(self, token: str | None = None) -> bool:
+        if self.settings.admin_token:
+            return self._token_ok(token)
+        return self.settings.admin
+
+    def require_write(self, token: str | None = None) -> None:
+        if not self.can_write(token):
+            raise PermissionDenied(
+                "Adding files is disabled on this public demo. The operator can allow it with "
+                "SOUNDALIKE_ADMIN_TOKEN (and send it as a bearer token)."
+            )
+
+    def require_destroy(self, token: str | None = None) -> None:
+        if not self.can_destroy(token):
+            raise PermissionDenied(
+                "Deleting is disabled. The operator can enable it with SOUNDALIKE_ADMIN=1 or SOUNDALIKE_ADMIN_TOKEN."
+            )
+
+    # -- operations ----------------------------------------------------------------------------
+    def search(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:
+        return self.search_with_vector(query, top_k, label, max_duration)[0]
+
+    def search_with_vector(
+        self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """Results and the query's embedding (the map draws it)."""
+        top_k = int(top_k)
+        if not 1 <= top_k <= 100:
+            raise ValueError("top_k must be between 1 and 100")
+        if max_duration is not None and not (max_duration > 0):
+            max_duration = None
+        label = label or None
+        if label is not None and len(label) > 512:
+            raise ValueError("label is too long")
+        from .search import search_vector
+
+        vector = self.library.embed_query(query)
+        return search_vector(self.library.store, vector, top_k, label=label, max_duration=max_duration), vector
+
+    def index_sample(self, progress: Progress | None = None) -> IndexReport:
+        return self._indexed(self.library.index([self.sample_dir], progress=progress))
+
+    def index_uploads(self, uploads: list[Upload], label: str | None = None, progress: Progress | None = None) -> IndexReport:
+        names = {str(u.stored.resolve()): u.name for u in uploads}
+        label = (label or "").strip()[:100] or "uploads"
+        return self._indexed(self.library.index([u.stored for u in uploads], default_label=label, progress=progress, names=names))
+
+    def _indexed(self, report: IndexReport) -> IndexReport:
+        self._map_cache = None
+        return report
+
+    def delete(self, item_id: str, token: str | None = None) -> int:
+        self.require_destroy(token)
+        self._map_cache = None
+        return self.library.delete([item_id])
+
+    def clear(self, token: str | None = None) -> None:
+        self.require_destroy(token)
+        self._map_cache = None
+        self.library.clear()
+
+    def stats(self) -> dict:
+        return self.library.stats()
+
+    # -- uploads -------------------------------------------------------------------------------
+    def ingest(self, files: Iterable[tuple[str, Path]]) -> tuple[list[Upload], list[tuple[str, str]]]:
+        """Check each (original name, temp path) by content, expand zips, and store accepted audio
+        under generated names in the upload folder. Returns (uploads, rejected with reasons)."""
+        upload_dir = Path(self.settings.upload_dir)
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        accepted: list[Upload] = []
+        rejected: list[tuple[str, str]] = []
+        for original, path in files:
+            display = Path(str(original).replace("\\", "/")).name or "upload"
+            path = Path(path)
+            try:
+                if zipfile.is_zipfile(path):
+                    a, r = self._ingest_zip(display, path)
+                    accepted += a
+                    rejected += r
+                else:
+                    accepted.append(self._store(display, path))
+            except AudioError as exc:
+                rejected.append((display, exc.reason))
+        return accepted, rejected
+
+    def _ingest_zip(self, display: str, path: Path) -> tuple[list[Upload], list[tuple[str, str]]]:
+        accepted, rejected = [], []
+        limit = self.settings.max_upload_bytes
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir()]
+                if len(members) > self.settings.max_zip_members:
+                    return [], [(display, f"zip holds {len(members)} files; the limit is {self.settings.max_zip_members}")]
+                for m in members:
+                    inner = Path(m.filename.replace("\\", "/")).name
+                    if not inner or inner.startswith(".") or Path(inner).suffix.lower() not in AUDIO_EXTENSIONS:
+                        continue
+                    if m.file_size > limit:
+                        rejected.append((inner, f"file is {m.file_size / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB"))
+                        continue
+                    with tempfile.TemporaryDirectory() as tmp:
+                        target = Path(tmp) / "member"
+                        with zf.open(m) as src, target.open("wb") as dst:
+                            copied = 0
+                            while chunk := src.read(1 << 20):  # stop zip bombs at the size limit
+                                copied += len(chunk)
+                                if copied > limit:
+                                    raise AudioError(inner, "file is larger than the upload limit")
+                                dst.write(chunk)
+                        try:
+                            accepted.append(self._store(inner, target))
+                        except AudioError as exc:
+                            rejected.append((inner, exc.reason))
+        except (zipfile.BadZipFile, OSError) as exc:
+            rejected.append((display, f"not a readable zip file ({exc})"))
+        return accepted, rejected
+
+    def _store(self, display: str, path: Path) -> Upload:
+        """Content check (decodes the file), then copy to <upload_dir>/<sha256><ext>."""
+        clip = load_audio(path, 16000, max_seconds=self.settings.max_index_seconds, max_bytes=self.settings.max_upload_bytes, name=display)
+        del clip
+        ext = self._extension(path, display)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        stored = Path(self.settings.upload_dir).resolve() / f"{digest}{ext}"
+        if not stored.exists():
+            shutil.copyfile(path, stored)
+        return Upload(stored, _safe_stem(display))
+
+    @staticmethod
+    def _extension(path: Path, display: str) -> str:
+        import soundfile as sf
+
+        try:
+            return FORMAT_EXT.get(sf.info(str(path)).format, ".wav")
+        except Exception:
+            ext = Path(display).suffix.lower()
+            return ext if ext in AUDIO_EXTENSIONS else ".audio"
+
+    # -- background jobs (REST API) --------------------------------------------------------------
+    def start_job(self, work: Callable[[Progress], IndexReport]) -> Job:
+        if self.library.indexing or any(j.state in ("queued", "running") for j in self.jobs.values()):
+            from .store import StoreError
+
+            raise StoreError("Another indexing job is running on this library; try again when it finishes.")
+        job = Job(uuid.uuid4().hex)
+        self.jobs[job.id] = job
+
+        def progress(done: int, total: int, name: str) -> None:
+            job.done, job.total, job.current = done, total, name
+
+        def run() -> None:
+            job.state = "running"
+            try:
+                job.report = work(progress).as_dict()
+                job.state = "done"
+            except Exception as exc:  # reported through the job, never lost
+                job.error = str(exc)
+                job.state = "failed"
+
+        threading.Thread(target=run, name=f"index-{job.id[:8]}", daemon=True).start()
+        return job
+
+    # -- the library map -----------------------------------------------------------------------
+    def library_map(self, query_vector: np.ndarray | None = None) -> pd.DataFrame:
+        """2-D PCA of every stored embedding (x, y, label, name, id), plus the query if given."""
+        count = self.library.count()
+        if self._map_cache is None or self._map_cache[0] != count:
+            meta, vecs = self.library.vectors()
+            if len(meta) == 0:
+                return pd.DataFrame(columns=["x", "y", "label", "name", "id"])
+            mean = vecs.mean(axis=0)
+            centred = vecs - mean
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            comps = vt[:2] if vt.shape[0] >= 2 else np.vstack([vt, np.zeros_like(vt)])[:2]
+            xy = centred @ comps.T
+            frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "label": meta["label"], "name": meta["name"], "id": meta["id"]})
+            self._map_cache = (count, frame, mean, comps)
+        _, frame, mean, comps = self._map_cache
+        if query_vector is not None:
+            q = (np.asarray(query_vector) - mean) @ comps.T
+            frame = pd.concat([frame, pd.DataFrame([{"x": q[0], "y": q[1], "label": "★ your query", "name": "your query", "id": ""}])], ignore_index=True)
+        return frame

@@ -1,0 +1,66 @@
+"""End to end in real headless Chromium (Debian's), driven by Playwright: index the bundled set from
+the Indexing tab, upload a sample clip on the Search tab, hear K results with that clip first."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from .apprunner import running_app
+from .conftest import SAMPLE_DATA
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is not installed; scripts/install.sh --dev installs it")
+        pytest.skip("Debian chromium is not installed (scripts/install.sh --dev installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_index_then_search_in_the_browser(browser, tmp_path):
+    query = tmp_path / "my query.ogg"  # a visitor's copy of a bundled clip
+    shutil.copyfile(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg", query)
+    with running_app(tmp_path / "data") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="networkidle")
+        page.get_by_text("Library: 0 sounds").wait_for(timeout=60_000)
+        assert page.locator("#empty-banner").is_visible()
+
+        page.get_by_role("tab", name="Indexing").click()
+        page.locator("#index-sample-btn").click()
+        report = page.locator("#index-report textarea")
+        page.wait_for_function(
+            "() => document.querySelector('#index-report textarea').value.includes('added')", timeout=300_000
+        )
+        text = report.input_value()
+        assert re.search(r"added 2\d\d, updated 0, unchanged 0, failed 0", text), text
+
+        page.get_by_role("tab", name="Search").click()
+        assert not page.locator("#empty-banner").is_visible()
+        page.locator("#query input[type=file]").set_input_files(str(query))
+        page.locator("#query [data-testid='download-link']").wait_for(state="attached", timeout=30_000)  # upload done
+        page.locator("#search-btn").click()
+        first = page.locator("#result-0")
+        first.wait_for(state="visible", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Top 5')", timeout=60_000)
+        labels = [page.locator(f"#result-{i}").inner_text() for i in range(5)]
+        assert "1. hedgewars_Hello — voice — 1.00" in labels[0]
+        assert all(page.locator(f"#result-{i}").is_visible() for i in range(5))
+        assert not page.locator("#result-5").is_visible()
+        assert page.locator("#results-table").is_visible()
+        page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+        assert (tmp_path / "search.png").stat().st_size > 10_000
+        shutil.copyfile(tmp_path / "search.png", os.environ.get("SOUNDALIKE_SCREENSHOT", str(tmp_path / "copy.png")))
