@@ -32,13 +32,20 @@ CSS = """
 USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
 
 
-def build_ui(service: Service) -> gr.Blocks:
-    settings = service.settings
-    admin_ui = bool(settings.admin or settings.admin_token)
+class Handlers:
+    """The UI's event handlers: thin calls into the Service; user errors become UI messages.
 
-    # -- handlers: thin calls into the service, errors become UI messages -------------------------
-    def header_md() -> str:
-        lib = service.library
+    A class (not closures) so tests can call each handler directly with real audio.
+    """
+
+    def __init__(self, service: Service):
+        self.service = service
+
+    def header_md(self) -> str:
+        try:
+            lib = self.service.library
+        except ModelUnavailable as exc:
+            return f"# Soundalike\n**The model could not be loaded:** {exc}"
         stats = lib.stats()
         note = f" · _{stats['model_note']}_" if stats["model_note"] else ""
         return (
@@ -47,86 +54,101 @@ def build_ui(service: Service) -> gr.Blocks:
             f"in {len(stats['labels'])} categories"
         )
 
-    def categories() -> list[str]:
-        return [ANY, *service.library.store.label_counts().keys()]
+    def categories(self) -> list[str]:
+        return [ANY, *self.service.library.store.label_counts().keys()]
 
-    def library_table() -> pd.DataFrame:
-        counts = service.library.store.label_counts()
+    def library_table(self) -> pd.DataFrame:
+        counts = self.service.library.store.label_counts()
         return pd.DataFrame({"category": list(counts), "sounds": list(counts.values())})
 
-    def refresh():
-        empty = service.library.count() == 0
-        return header_md(), gr.update(visible=empty), gr.update(choices=categories()), library_table()
+    def refresh(self):
+        try:
+            empty = self.service.library.count() == 0
+        except ModelUnavailable:
+            return self.header_md(), gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame()
+        return self.header_md(), gr.update(visible=empty), gr.update(choices=self.categories()), self.library_table()
 
-    def search(audio_path, top_k, category, max_duration):
+    def search(self, audio_path, top_k, category, max_duration):
         if not audio_path:
             raise gr.Error("Upload or record a sound first.")
-        if service.library.count() == 0:
+        if self.service.library.count() == 0:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
         try:
-            frame, vector = service.search_with_vector(audio_path, int(top_k), label, max_duration or None)
+            frame, vector = self.service.search_with_vector(audio_path, int(top_k), label, max_duration or None)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         players = []
         for row in frame.itertuples():
-            path = service.playable(row.path)
+            path = self.service.playable(row.path)
             title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
             players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)", visible=True))
         players += [gr.update(value=None, visible=False)] * (K_MAX - len(players))
         table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
-        status = f"Top {len(frame)} of {service.library.count()} sounds" if len(frame) else "No sound matches these filters."
-        return [status, gr.update(value=table, visible=len(frame) > 0), *players, *map_data(vector)]
+        status = f"Top {len(frame)} of {self.service.library.count()} sounds" if len(frame) else "No sound matches these filters."
+        return [status, gr.update(value=table, visible=len(frame) > 0), *players, *self.map_data(vector)]
 
-    def index_sample(progress=gr.Progress()):
+    def index_sample(self, progress=gr.Progress()):
         def step(done, total, name):
             if total:
                 progress((done, total), desc=f"Indexing {name}", unit="files")
 
         try:
-            report = service.index_sample(step)
+            report = self.service.index_sample(step)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        return (f"Bundled game sounds: {report.summary()}", *refresh(), *map_data())
+        return (f"Bundled game sounds: {report.summary()}", *self.refresh(), *self.map_data())
 
-    def index_files(files, label, token, progress=gr.Progress()):
+    def index_files(self, files, label, token, progress=gr.Progress()):
         if not files:
             raise gr.Error("Choose one or more audio files (or a zip) first.")
         try:
-            service.require_write(token or None)
-            uploads, rejected = service.ingest([(os.path.basename(f), f) for f in files])
-            report = service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
+            self.service.require_write(token or None)
+            uploads, rejected = self.service.ingest([(os.path.basename(f), f) for f in files])
+            report = self.service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         text = f"Your files: {report.summary()}" if report else "Your files: nothing to index."
         text += "".join(f"\n  rejected: {name}: {reason}" for name, reason in rejected)
-        return (text, *refresh(), *map_data())
+        return (text, *self.refresh(), *self.map_data())
 
-    def delete_item(item_id, token):
+    def delete_item(self, item_id, token):
         try:
-            n = service.delete((item_id or "").strip(), token or None)
+            n = self.service.delete((item_id or "").strip(), token or None)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        return (f"Deleted {n} item(s).", *refresh(), *map_data())
+        return (f"Deleted {n} item(s).", *self.refresh(), *self.map_data())
 
-    def clear_library(token):
+    def clear_library(self, token):
         try:
-            service.clear(token or None)
+            self.service.clear(token or None)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        return ("Library cleared.", *refresh(), *map_data())
+        return ("Library cleared.", *self.refresh(), *self.map_data())
 
-    def play_from_map(table: pd.DataFrame, evt: gr.SelectData):
+    def play_from_map(self, table: pd.DataFrame, evt: gr.SelectData):
         row = table.iloc[evt.index[0]]
-        found = service.audio_for_id(str(row["id"]))
+        found = self.service.audio_for_id(str(row["id"]))
         if not found:
             return gr.update(value=None, label="not playable")
         return gr.update(value=str(found[0]), label=f"{row['name']} — {row['label']}")
 
-    def map_data(query_vector=None):
+    def map_data(self, query_vector=None):
         """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
-        frame = service.library_map(query_vector)
+        try:
+            self.service.library
+        except ModelUnavailable:
+            empty = pd.DataFrame(columns=["x", "y", "label", "name", "id"])
+            return empty, empty[["name", "label", "id"]]
+        frame = self.service.library_map(query_vector)
         return frame, frame[frame["id"] != ""][["name", "label", "id"]]
+
+
+
+def build_ui(service: Service) -> gr.Blocks:
+    settings = service.settings
+    admin_ui = bool(settings.admin or settings.admin_token)
+    h = Handlers(service)
 
     # -- layout ---------------------------------------------------------------------------------
     with gr.Blocks(title="Soundalike — audio similarity search") as demo:
@@ -186,26 +208,28 @@ def build_ui(service: Service) -> gr.Blocks:
         index_outputs = [report, *refresh_outputs, scatter, map_table]
         search_inputs = [query, top_k, category, max_duration]
         search_outputs = [status, results, *players, scatter, map_table]
-        demo.load(refresh, outputs=refresh_outputs, api_visibility="private")
-        demo.load(lambda: map_data(), outputs=[scatter, map_table], api_visibility="private")
-        search_btn.click(search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
-        query.stop_recording(search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
-        top_k.release(search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
-        for btn in (sample_btn, banner_btn):
-            btn.click(index_sample, None, index_outputs, api_name="index_sample" if btn is sample_btn else False,
-                      concurrency_limit=1, concurrency_id="index")
-        upload_btn.click(index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
-        delete_btn.click(delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
-        clear_btn.click(clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
-        map_btn.click(lambda: map_data(), None, [scatter, map_table], api_name="library_map")
-        map_table.select(play_from_map, [map_table], [map_player], api_visibility="private")
+        demo.load(h.refresh, outputs=refresh_outputs, api_visibility="private")
+        demo.load(lambda: h.map_data(), outputs=[scatter, map_table], api_visibility="private")
+        search_btn.click(h.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
+        query.stop_recording(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        top_k.release(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        sample_btn.click(h.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
+        banner_btn.click(h.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
+        upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
+        delete_btn.click(h.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
+        clear_btn.click(h.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
+        map_btn.click(lambda: h.map_data(), None, [scatter, map_table], api_name="library_map")
+        map_table.select(h.play_from_map, [map_table], [map_player], api_visibility="private")
     return demo
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The whole server: REST API routes first, the Gradio UI mounted at `/`."""
     service = Service(settings or Settings.from_env())
-    service.library  # load the model and open the store before serving the first request
+    try:
+        service.library  # load the model and open the store before serving the first request
+    except ModelUnavailable as exc:  # keep serving: the UI says why, the API answers 503
+        print(f"warning: {exc}", flush=True)
     app = create_api(service)
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=2, max_size=64)
@@ -232,7 +256,11 @@ def main() -> None:
     port = int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860")))
     app = create_app()
     service = app.state.service
-    print(f"Soundalike: model {service.library.model}, {service.library.count()} sounds. UI http://{host}:{port}/  API docs http://{host}:{port}/docs", flush=True)
+    try:
+        what = f"model {service.library.model}, {service.library.count()} sounds"
+    except ModelUnavailable:
+        what = "no model loaded"
+    print(f"Soundalike: {what}. UI http://{host}:{port}/  API docs http://{host}:{port}/docs", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

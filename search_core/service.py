@@ -76,6 +76,7 @@ class Service:
     # -- library -------------------------------------------------------------------------------
     @property
     def library(self):
+        """Opened on first use; a model that cannot load raises ModelUnavailable each time asked."""
         with self._lock:
             if self._library is None:
                 from .library import Library

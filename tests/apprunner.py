@@ -23,8 +23,8 @@ def free_port() -> int:
 @contextmanager
 def running_app(data_dir: Path, **env: str):
     port = free_port()
-    e = dict(os.environ, SOUNDALIKE_DATA_DIR=str(data_dir), SOUNDALIKE_MODEL="aisfx", GRADIO_SERVER_NAME="127.0.0.1",
-             GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **env)
+    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(data_dir), "SOUNDALIKE_MODEL": "aisfx", "GRADIO_SERVER_NAME": "127.0.0.1",
+         "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env}
     log = (data_dir.parent / f"app-{port}.log")
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
@@ -36,8 +36,8 @@ def running_app(data_dir: Path, **env: str):
                 if proc.poll() is not None:
                     raise RuntimeError(f"app exited early:\n{log.read_text()}")
                 try:
-                    if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                        break
+                    httpx.get(f"{url}/api/health", timeout=2)
+                    break  # any HTTP answer: the server is up (health is 503 without a model)
                 except httpx.HTTPError:
                     pass
                 if time.time() > deadline:

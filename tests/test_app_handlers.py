@@ -1,0 +1,142 @@
+"""The UI's handlers called directly, with real audio, real models and real Milvus Lite files."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app import ANY, K_MAX, Handlers
+from search_core.service import Service
+
+from .conftest import SAMPLE_DATA, synth
+
+
+@pytest.fixture
+def sample_handlers(sample_settings, tmp_path):
+    """Handlers over a copy of the pre-indexed sample library (read-mostly tests)."""
+    data = tmp_path / "sample_copy"
+    shutil.copytree(sample_settings.data_dir, data)
+    return Handlers(Service(sample_settings.with_(data_dir=data)))
+
+
+@pytest.fixture
+def empty_handlers(settings):
+    return Handlers(Service(settings))
+
+
+def test_search_returns_k_players_table_and_map(sample_handlers):
+    query = SAMPLE_DATA / "magic" / "wesnoth_magic-holy-1.ogg"
+    out = sample_handlers.search(str(query), 4, ANY, None)
+    status, table, players, scatter, map_table = out[0], out[1], out[2 : 2 + K_MAX], out[-2], out[-1]
+    assert status == "Top 4 of 211 sounds"
+    assert table["value"]["rank"].tolist() == [1, 2, 3, 4] and table["visible"]
+    assert players[0]["label"] == "1. wesnoth_magic-holy-1 — magic — 1.00"
+    assert players[0]["value"] == str(query) and all(p["visible"] for p in players[:4])
+    assert not any(p["visible"] for p in players[4:])
+    assert (scatter["label"] == "★ your query").sum() == 1 and len(scatter) == 212
+    assert len(map_table) == 211
+
+
+def test_search_filters_by_category_and_duration(sample_handlers):
+    query = SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"
+    out = sample_handlers.search(str(query), 10, "water", None)
+    assert set(out[1]["value"]["category"]) == {"water"}
+    out = sample_handlers.search(str(query), 10, ANY, 0.5)
+    assert (out[1]["value"]["duration"] <= 0.5).all() and len(out[1]["value"]) == 10
+
+
+def test_search_errors_are_messages(sample_handlers, empty_handlers, tmp_path):
+    with pytest.raises(gr.Error, match="Upload or record a sound first"):
+        sample_handlers.search(None, 5, ANY, None)
+    text = tmp_path / "notes.wav"
+    text.write_text("hello")
+    with pytest.raises(gr.Error, match="notes.wav: not a readable audio file"):
+        sample_handlers.search(str(text), 5, ANY, None)
+    long = tmp_path / "long.wav"
+    sf.write(long, synth("tone", 31.0), 22050)
+    with pytest.raises(gr.Error, match="the limit is 30 s"):
+        sample_handlers.search(str(long), 5, ANY, None)
+    empty = tmp_path / "empty.ogg"
+    empty.write_bytes(b"")
+    with pytest.raises(gr.Error, match="empty"):
+        sample_handlers.search(str(empty), 5, ANY, None)
+    with pytest.raises(gr.Error, match="index the sample set first"):
+        empty_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 5, ANY, None)
+    # the app keeps serving afterwards
+    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0] == "Top 1 of 211 sounds"
+
+
+def test_header_and_empty_banner(empty_handlers):
+    header, banner, cats, table = empty_handlers.refresh()
+    assert "**Model:** `aisfx`" in header and "0 sounds" in header
+    assert banner["visible"] is True and cats["choices"] == [ANY] and table.empty
+
+
+def test_index_uploads_files_and_zip_with_generated_names(empty_handlers, tmp_path):
+    wav = tmp_path / "My Boom!.wav"
+    sf.write(wav, synth("noise", 1.0), 22050)
+    zpath = tmp_path / "pack.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        buf = tmp_path / "chirp.flac"
+        sf.write(buf, synth("chirp", 1.0), 22050)
+        z.write(buf, "../../escape/chirp.flac")
+        z.writestr("readme.txt", "not audio")
+        z.writestr("fake.wav", b"RIFF not really")
+    out = empty_handlers.index_files([str(wav), str(zpath)], "my pack", "")
+    text = out[0]
+    assert "added 2" in text and "rejected: fake.wav" in text, text
+    upload_dir = empty_handlers.service.settings.upload_dir.resolve()
+    stored = sorted(p.name for p in upload_dir.iterdir())
+    assert len(stored) == 2 and all(len(n.split(".")[0]) == 64 for n in stored)  # sha256 names
+    assert not (tmp_path / "escape").exists()
+    stats = empty_handlers.service.stats()
+    assert stats["labels"] == {"my pack": 2}
+    names = set(empty_handlers.service.library.items()["name"])
+    assert names == {"My Boom_", "chirp"}
+
+
+def test_public_mode_refuses_uploads_but_allows_sample_set(settings, tmp_path):
+    h = Handlers(Service(settings.with_(public=True)))
+    wav = tmp_path / "a.wav"
+    sf.write(wav, synth("tone", 1.0), 22050)
+    with pytest.raises(gr.Error, match="disabled on this public demo"):
+        h.index_files([str(wav)], "", "")
+    assert h.service.can_write() is False
+
+
+def test_delete_and_clear_need_the_operator(settings, sounds):
+    locked = Handlers(Service(settings))
+    locked.service.library.index([sounds])
+    with pytest.raises(gr.Error, match="SOUNDALIKE_ADMIN"):
+        locked.clear_library("")
+    admin = Handlers(Service(settings.with_(admin_token="s3cret")))
+    with pytest.raises(gr.Error):
+        admin.delete_item("x", "wrong")
+    item = admin.service.library.items().iloc[0]["id"]
+    assert admin.delete_item(item, "s3cret")[0] == "Deleted 1 item(s)."
+    assert admin.clear_library("s3cret")[0] == "Library cleared."
+    assert admin.service.library.count() == 0
+
+
+def test_map_row_plays_only_library_files(sample_handlers):
+    frame, table = sample_handlers.map_data()
+    assert len(frame) == 211 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+
+    class Evt:
+        index = (3, 0)
+
+    update = sample_handlers.play_from_map(table, Evt())
+    assert update["value"].startswith(str(SAMPLE_DATA))
+
+
+def test_only_media_roots_are_playable(sample_handlers, tmp_path):
+    service = sample_handlers.service
+    assert service.playable("/etc/passwd") is None
+    assert service.playable(str(service.settings.data_dir / "soundalike.db")) is None
+    assert service.playable(str(SAMPLE_DATA / ".." / "app.py")) is None
+    assert service.playable(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg")) is not None
+    assert service.audio_for_id("../../etc/passwd") is None
