@@ -16,6 +16,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .mirror import VectorMirror
+
 ID_MAX = 80
 PATH_MAX = 2048
 TEXT_MAX = 512
@@ -80,13 +82,17 @@ class Store:
     # Lite allows one client per .db file per process: share it, keyed by URI.
     _clients: dict[str, object] = {}
     _clients_lock = threading.Lock()
+    # Lite only: exact in-process search (see mirror.py), one per (file, collection), shared by
+    # every Store object of this process so writes through any of them are seen by all.
+    _mirrors: dict[tuple[str, str], VectorMirror] = {}
 
-    def __init__(self, uri: str, collection: str, model: str, dim: int, token: str | None = None):
+    def __init__(self, uri: str, collection: str, model: str, dim: int, token: str | None = None, *, mirror: bool = True):
         self.uri = uri
         self.collection = collection
         self.model = model
         self.dim = int(dim)
         self.token = token
+        self.use_mirror = mirror and self.is_lite
         self.client = self._client(uri, token)
         self._lock = threading.RLock()
         self.ensure()
@@ -118,6 +124,7 @@ class Store:
                 except Exception:
                     pass
             cls._clients.clear()
+            cls._mirrors.clear()
 
     # -- schema ---------------------------------------------------------------------------------
     def ensure(self) -> None:
@@ -192,22 +199,53 @@ class Store:
             )
         with self._lock:
             self.client.upsert(self.collection, rows)
+            mirror = self._mirrors.get(self._mirror_key)
+            if mirror is not None:
+                mirror.upsert([r.id for r in records], np.stack([np.asarray(r.embedding, np.float32) for r in records]))
         return len(rows)
 
     def delete(self, ids: Iterable[str] = (), *, path: str | None = None) -> int:
         ids = [str(i) for i in ids]
         with self._lock:
-            before = self.count()
-            if ids:
-                self.client.delete(self.collection, ids=ids)
             if path is not None:
-                self.client.delete(self.collection, filter=build_filter(path=path))
+                ids += self.ids_for_path(path)
+            if not ids:
+                return 0
+            before = self.count()
+            self.client.delete(self.collection, ids=ids)
+            mirror = self._mirrors.get(self._mirror_key)
+            if mirror is not None:
+                mirror.delete(ids)
             return before - self.count()
 
     def drop(self) -> None:
         with self._lock:
+            self._mirrors.pop(self._mirror_key, None)
             if self.client.has_collection(self.collection):
                 self.client.drop_collection(self.collection)
+
+    # -- the Lite search mirror ------------------------------------------------------------------
+    @property
+    def _mirror_key(self) -> tuple[str, str]:
+        return (self.uri, self.collection)
+
+    def _mirror(self) -> VectorMirror:
+        """Load every vector once (then kept in step by upsert/delete/drop)."""
+        with self._lock:
+            mirror = self._mirrors.get(self._mirror_key)
+            if mirror is None:
+                mirror = VectorMirror(self.dim)
+                ids, vecs = [], []
+                for row in self.iterate(("id", "embedding"), batch=2000):
+                    ids.append(row["id"])
+                    vecs.append(row["embedding"])
+                    if len(ids) >= 10000:
+                        mirror.upsert(ids, np.asarray(vecs, np.float32))
+                        ids, vecs = [], []
+                if ids:
+                    mirror.upsert(ids, np.asarray(vecs, np.float32))
+                self._mirrors[self._mirror_key] = mirror
+            return mirror
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
@@ -230,9 +268,9 @@ class Store:
         res = self.client.query(self.collection, filter=build_filter(path=path), output_fields=["id"])
         return [r["id"] for r in res]
 
-    def iterate(self, fields: Sequence[str] = ("id", *OUTPUT_FIELDS), batch: int = 1000):
-        """Every row, in pages (for stats, maps and export)."""
-        it = self.client.query_iterator(self.collection, batch_size=batch, filter="", output_fields=list(fields))
+    def iterate(self, fields: Sequence[str] = ("id", *OUTPUT_FIELDS), batch: int = 1000, filter: str = ""):
+        """Every row (matching `filter`, built by build_filter), in pages."""
+        it = self.client.query_iterator(self.collection, batch_size=batch, filter=filter, output_fields=list(fields))
         try:
             while rows := it.next():
                 yield from (dict(r) for r in rows)
@@ -258,11 +296,24 @@ class Store:
         if vec.shape != (self.dim,):
             raise StoreError(f"query vector has dim {vec.shape[0]}, collection expects {self.dim}")
         top_k = max(1, min(int(top_k), 16384 - len(exclude_ids)))
+        flt = build_filter(label=label, max_duration=max_duration)
+        if self.use_mirror:
+            allowed = None
+            if flt:
+                allowed = {r["id"] for r in self.iterate(("id",), filter=flt, batch=4000)}
+            ranked = self._mirror().search(vec, top_k, allowed=allowed, exclude=exclude_ids)
+            meta = {r["id"]: r for r in self.get([i for i, _ in ranked])}
+            return [
+                Hit(id=i, score=float(min(1.0, max(0.0, score))), path=meta[i]["path"], name=meta[i]["name"],
+                    label=meta[i]["label"], duration=float(meta[i]["duration"]))
+                for i, score in ranked
+                if i in meta
+            ]
         res = self.client.search(
             self.collection,
             data=[vec.tolist()],
             limit=top_k + len(exclude_ids),
-            filter=build_filter(label=label, max_duration=max_duration),
+            filter=flt,
             output_fields=OUTPUT_FIELDS,
             search_params={"metric_type": "COSINE"},
         )

@@ -89,3 +89,43 @@ def test_exclude_ids_and_collection_names(store, vectors):
     assert "id2" not in [h.id for h in hits] and len(hits) == 2
     assert collection_name("my lib", "panns-cnn14") == "my_lib__panns_cnn14"
     assert collection_name("1x", "m")[0].isalpha()
+
+
+def test_lite_mirror_agrees_with_milvus_search(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    fast = Store(str(tmp_path / "m.db"), "c", "m", 16)
+    slow = Store(str(tmp_path / "m.db"), "c", "m", 16, mirror=False)
+    assert fast.use_mirror and not slow.use_mirror
+    fast.upsert([rec(i, x[i], "ab"[i % 2], duration=float(i % 7)) for i in range(300)])
+
+    def same(**kw):
+        for q in x[:5]:
+            a = [(h.id, round(h.score, 4)) for h in fast.search(q, 10, **kw)]
+            b = [(h.id, round(h.score, 4)) for h in slow.search(q, 10, **kw)]
+            assert a == b, (kw, a, b)
+
+    same()
+    same(label="b")
+    same(max_duration=2.0, label="a")
+    same(exclude_ids=["id0", "id1"])
+    fast.delete([f"id{i}" for i in range(0, 300, 3)])  # deleted rows must vanish from both
+    same()
+    slow.upsert([rec(7, x[100], "b")])  # writes through any Store object reach the shared mirror
+    same()
+    Store.close_all()
+    reopened = Store(str(tmp_path / "m.db"), "c", "m", 16)
+    assert reopened.search(x[100], 2)[0].id in {"id7", "id100"}
+
+
+def test_mirror_reuses_rows_of_deleted_ids():
+    from search_core.mirror import VectorMirror
+
+    m = VectorMirror(4)
+    m.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    m.delete(["a"])
+    m.upsert(["c"], np.eye(4, dtype=np.float32)[2:3])
+    assert len(m) == 2 and m._mat.shape[0] >= 2
+    assert [i for i, _ in m.search(np.array([0, 0, 1, 0]), 3)] == ["c", "b"]
+    assert m.search(np.array([1, 0, 0, 0]), 1, exclude=["b", "c"]) == []
