@@ -1,0 +1,1 @@
+"""Speed, memory and scale benchmarks: `python -m benchmarks` prints a table and writes JSON."""

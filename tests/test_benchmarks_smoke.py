@@ -1,0 +1,22 @@
+"""`python -m benchmarks --smoke` runs end to end (tiny sizes). Timings are not asserted here —
+targets live in the benchmark's own output — but its correctness is: the Lite search mirror must be
+exact (recall@10 = 1) and nothing may fail."""
+import json
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_benchmark_smoke_run(tmp_path):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--json", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "## latency" in r.stdout and "## scale" in r.stdout
+    result = json.loads(out.read_text())
+    assert {"latency", "indexing", "scale", "memory"} <= set(result)
+    assert all(row["recall@10"] == 1.0 for row in result["scale"])
+    assert all(row["failed"] == 0 for row in result["indexing"])
+    assert all(row["e2e_p50_ms"] >= row["forward_p50_ms"] > 0 for row in result["latency"])
+    assert all("error" not in row and row["peak_mb"] >= row["loaded_mb"] > 0 for row in result["memory"])
