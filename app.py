@@ -88,6 +88,12 @@ class Handlers:
         status = f"Top {len(frame)} of {self.service.library.count()} sounds" if len(frame) else "No sound matches these filters."
         return [status, gr.update(value=table, visible=len(frame) > 0), *players, *self.map_data(vector)]
 
+    def research(self, audio_path, top_k, category, max_duration):
+        """Re-run the search when top-K changes, but only once there is a sound to search with."""
+        if not audio_path or self.service.library.count() == 0:
+            return [gr.skip()] * (2 + K_MAX + 2)
+        return self.search(audio_path, top_k, category, max_duration)
+
     def index_sample(self, progress=gr.Progress()):
         def step(done, total, name):
             if total:
@@ -212,7 +218,7 @@ def build_ui(service: Service) -> gr.Blocks:
         demo.load(lambda: h.map_data(), outputs=[scatter, map_table], api_visibility="private")
         search_btn.click(h.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
         query.stop_recording(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
-        top_k.release(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        top_k.release(h.research, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
         sample_btn.click(h.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
         banner_btn.click(h.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
         upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
@@ -242,7 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock")],
         max_file_size=service.settings.max_upload_bytes,
         footer_links=["api"],
-        theme=gr.themes.Soft(),
+        # local font stacks: visitors' browsers fetch nothing from font CDNs
+        theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
         css=CSS,
     )
     app.state.service = service

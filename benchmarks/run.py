@@ -248,14 +248,17 @@ def bench_scale(sizes, dims, queries, workdir: Path) -> list[dict]:
 
 # -- 4. memory (each in a fresh process, so peaks do not mix) ---------------------------------------
 MEMORY_SCRIPT = r"""
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from benchmarks.run import settings_for, query_file
 from pathlib import Path
 from search_core.library import Library
 from search_core.audio import load_audio
 work = Path({work!r}); what = {what!r}; model = {model!r}
-def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def peak():  # VmHWM: this process's own peak (ru_maxrss would inherit the parent's across fork/exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
 out = {{"model": model, "what": what}}
 lib = Library(settings_for(model, work, "mem_" + what + "_" + model))
 out["loaded_mb"] = round(peak())
@@ -323,10 +326,10 @@ def main(argv=None) -> int:
         result["latency"] = bench_latency(models, [1, 5] if smoke else [1, 5, 10, 30], 3 if smoke else 20, work, 10 if smoke else 60)
     if "indexing" in sections:
         sets = {"generated_20": generated_set(20, work)} if smoke else {"sample_data": SAMPLE, "generated_500": generated_set(500, work)}
-        configs = [(0, 2)] if smoke else [(0, 2)]
+        configs = [(0, 1)]  # the defaults: torch picks its threads (2 here), one decode worker
         result["indexing"] = bench_indexing(models, sets, work, configs)
         if not smoke and "aisfx" in models:  # thread settings for 2 cores, on the sample set
-            result["indexing"] += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1)])
+            result["indexing"] += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)])
     if "scale" in sections:
         result["scale"] = bench_scale([2000] if smoke else [10_000, 100_000], [512] if smoke else [512, 2048], 5 if smoke else 30, work)
     if "memory" in sections:

@@ -153,13 +153,11 @@ class Indexer:
             seen.add(item.id)
             todo.append(item)
         existing = self.store.existing_ids([i.id for i in todo])
-        fresh = []
-        for item in todo:
-            if item.id in existing:
-                report.unchanged.append(str(item.path))
-            else:
-                item.replaces = [i for i in self.store.ids_for_path(str(item.path)) if i != item.id]
-                fresh.append(item)
+        fresh = [item for item in todo if item.id not in existing]
+        report.unchanged.extend(str(item.path) for item in todo if item.id in existing)
+        stored = self.store.ids_for_paths([str(item.path) for item in fresh])
+        for item in fresh:
+            item.replaces = [i for i in stored.get(str(item.path), []) if i != item.id]
         return fresh
 
     def index(

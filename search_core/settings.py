@@ -58,7 +58,7 @@ class Settings:
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_data")
     max_zip_members: int = 500
     torch_threads: int = 0  # 0: leave torch's default
-    decode_workers: int = 2
+    decode_workers: int = 1  # measured best on 2 cores with torch on 2 threads (benchmarks)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -83,7 +83,7 @@ class Settings:
             public=_env_bool("SOUNDALIKE_PUBLIC", bool(env.get("SPACE_ID"))),
             media_dirs=tuple(Path(p).expanduser() for p in env.get("SOUNDALIKE_MEDIA_DIRS", "").split(os.pathsep) if p),
             torch_threads=int(_env_float("SOUNDALIKE_TORCH_THREADS", 0)),
-            decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 2)),
+            decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 1)),
         )
         values.update(overrides)
         return cls(**values)

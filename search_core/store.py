@@ -157,6 +157,8 @@ class Store:
                 properties={"soundalike.model": self.model, "soundalike.dim": str(self.dim)},
             )
             self.client.load_collection(self.collection)
+            if self.use_mirror:  # new and empty: the mirror starts complete, upserts keep it so
+                self._mirrors[self._mirror_key] = VectorMirror(self.dim)
 
     @property
     def is_lite(self) -> bool:
@@ -265,8 +267,18 @@ class Store:
         return {r["id"] for r in self.get(list(ids))}
 
     def ids_for_path(self, path: str) -> list[str]:
-        res = self.client.query(self.collection, filter=build_filter(path=path), output_fields=["id"])
-        return [r["id"] for r in res]
+        return self.ids_for_paths([path]).get(path, [])
+
+    def ids_for_paths(self, paths: Sequence[str]) -> dict[str, list[str]]:
+        """{path: ids stored for it} for many paths, in a few `path in [...]` queries (not one per file)."""
+        out: dict[str, list[str]] = {}
+        paths = list(dict.fromkeys(paths))
+        for start in range(0, len(paths), 200):
+            chunk = paths[start : start + 200]
+            flt = "path in [" + ", ".join(quote(p) for p in chunk) + "]"
+            for r in self.client.query(self.collection, filter=flt, output_fields=["id", "path"]):
+                out.setdefault(r["path"], []).append(r["id"])
+        return out
 
     def iterate(self, fields: Sequence[str] = ("id", *OUTPUT_FIELDS), batch: int = 1000, filter: str = ""):
         """Every row (matching `filter`, built by build_filter), in pages."""

@@ -140,3 +140,10 @@ def test_only_media_roots_are_playable(sample_handlers, tmp_path):
     assert service.playable(str(SAMPLE_DATA / ".." / "app.py")) is None
     assert service.playable(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg")) is not None
     assert service.audio_for_id("../../etc/passwd") is None
+
+
+def test_topk_change_without_a_sound_does_nothing(sample_handlers):
+    out = sample_handlers.research(None, 7, ANY, None)
+    assert len(out) == 2 + K_MAX + 2 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
+    out = sample_handlers.research(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 7, ANY, None)
+    assert out[0] == "Top 7 of 211 sounds"
