@@ -3,6 +3,7 @@
     python -m benchmarks                 # full run (~15 min on 2 cores), table + benchmarks/results.json
     python -m benchmarks --smoke         # ~1 min: tiny sizes, checks the machinery (CI-friendly)
     python -m benchmarks --only latency indexing --models aisfx
+    python -m benchmarks --only scale --scale-sizes 10000 100000 1000000
 
 Sections:
   latency   end-to-end query (decode + embed + search + DataFrame) vs the model's own forward time
@@ -310,6 +311,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory"])
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
+    ap.add_argument("--scale-sizes", nargs="+", type=int, default=[10_000, 100_000],
+                    help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
     sections = args.only or ["latency", "indexing", "scale", "memory"]
@@ -331,7 +334,7 @@ def main(argv=None) -> int:
         if not smoke and "aisfx" in models:  # thread settings for 2 cores, on the sample set
             result["indexing"] += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)])
     if "scale" in sections:
-        result["scale"] = bench_scale([2000] if smoke else [10_000, 100_000], [512] if smoke else [512, 2048], 5 if smoke else 30, work)
+        result["scale"] = bench_scale([2000] if smoke else args.scale_sizes, [512] if smoke else [512, 2048], 5 if smoke else 30, work)
     if "memory" in sections:
         result["memory"] = bench_memory(models, work, long_file=not smoke)
     text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory") if k in result)
