@@ -71,7 +71,8 @@ class Handlers:
     def search(self, audio_path, top_k, category, max_duration):
         if not audio_path:
             raise gr.Error("Upload or record a sound first.")
-        if self.service.library.count() == 0:
+        count = self.service.library.count()
+        if count == 0:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
         try:
@@ -85,7 +86,7 @@ class Handlers:
             players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)", visible=True))
         players += [gr.update(value=None, visible=False)] * (K_MAX - len(players))
         table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
-        status = f"Top {len(frame)} of {self.service.library.count()} sounds" if len(frame) else "No sound matches these filters."
+        status = f"Top {len(frame)} of {count} sounds" if len(frame) else "No sound matches these filters."
         return [status, gr.update(value=table, visible=len(frame) > 0), *players, *self.map_data(vector)]
 
     def research(self, audio_path, top_k, category, max_duration):

@@ -104,17 +104,6 @@ def prepare(
     return Clip(resample(mono, source_rate, target_rate), target_rate, duration, source_rate, channels, name)
 
 
-def probe_duration(path: str | Path) -> float | None:
-    """Seconds of audio from the header alone, or None when the header does not say."""
-    try:
-        info = sf.info(str(path))
-    except Exception:
-        return None
-    if info.samplerate <= 0 or info.frames <= 0:
-        return None
-    return info.frames / info.samplerate
-
-
 def _decode_soundfile(path: Path, max_seconds: float | None, name: str) -> tuple[np.ndarray, int]:
     info = sf.info(str(path))
     if info.samplerate < MIN_SOURCE_RATE:

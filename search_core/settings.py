@@ -13,6 +13,11 @@ PANNS_CHECKPOINT_NAME = "Cnn14_mAP=0.431.pth"
 PANNS_CHECKPOINT_URL = "https://zenodo.org/record/3987831/files/Cnn14_mAP%3D0.431.pth?download=1"
 
 
+def is_lite_uri(uri: str) -> bool:
+    """A Milvus Lite file path, as opposed to a server/cluster address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
 def _env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -98,7 +103,7 @@ class Settings:
 
     @property
     def is_lite(self) -> bool:
-        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        return is_lite_uri(self.uri)
 
     @property
     def upload_dir(self) -> Path:

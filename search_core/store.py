@@ -10,13 +10,14 @@ import json
 import logging
 import re
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from .mirror import VectorMirror
+from .settings import is_lite_uri
 
 ID_MAX = 80
 PATH_MAX = 2048
@@ -106,7 +107,7 @@ class Store:
         key = f"{uri}|{token or ''}"
         with cls._clients_lock:
             if key not in cls._clients:
-                if not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+                if is_lite_uri(uri):
                     Path(uri).parent.mkdir(parents=True, exist_ok=True)
                 try:
                     cls._clients[key] = MilvusClient(uri, token=token or "")
@@ -162,7 +163,7 @@ class Store:
 
     @property
     def is_lite(self) -> bool:
-        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        return is_lite_uri(self.uri)
 
     def _verify(self) -> None:
         desc = self.client.describe_collection(self.collection)
@@ -347,8 +348,3 @@ class Store:
             )
         return hits[:top_k]
 
-
-def record_dict(r: Record) -> dict:
-    d = asdict(r)
-    d.pop("embedding")
-    return d
