@@ -98,13 +98,19 @@ def cmd_delete(args) -> int:
 
 
 def cmd_drop(args) -> int:
-    lib = _library(args)
+    """Drops the collection whatever it holds (also an older schema's, which cannot be opened)."""
+    from .embedders import get_embedder
+    from .store import Store, collection_name
+
+    settings = _settings(args)
+    name = args.collection or collection_name(settings.library, get_embedder(settings).name)
     if not args.yes:
-        print(f"refusing to drop {lib.collection} without --yes", file=sys.stderr)
+        print(f"refusing to drop {name} without --yes", file=sys.stderr)
         return 2
-    n = lib.count()
-    lib.store.drop()
-    print(f"dropped {lib.collection} ({n} sounds)")
+    if Store.drop_collection(settings.uri, name, settings.milvus_token):
+        print(f"dropped {name}")
+    else:
+        print(f"nothing to drop: {name} does not exist")
     return 0
 
 

@@ -199,16 +199,22 @@ class Indexer:
             nonlocal done
             if not batch:
                 return
+            # Long files become overlapping windows; every piece of the batch goes through the model together.
+            cut = [self.embedder.pieces(clip.samples, clip.duration) for _, clip in batch]
             try:
-                vectors = self.embedder.embed([clip.samples for _, clip in batch])
+                vectors = self.embedder.embed([p for _, pieces in cut for p in pieces])
             except Exception as exc:
                 for item, _ in batch:
                     report.failed.append((item.path.name, f"model failed ({exc})"))
-                vectors = []
+                batch.clear()
+                return
             now = time.time()
-            for (item, clip), vec in zip(batch, vectors):
+            at = 0
+            for (item, clip), (spans, _) in zip(batch, cut):
+                vecs = vectors[at : at + len(spans)]
+                at += len(spans)
                 pending.append(
-                    Record(item.id, vec, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now)
+                    Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans)
                 )
                 (report.updated if item.replaces else report.added).append(str(item.path))
                 if item.replaces:

@@ -98,6 +98,12 @@ class Library:
 
     def vectors(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Metadata and embeddings of every item (for maps and evaluation)."""
-        rows = list(self.store.iterate(("id", "name", "label", "path", "duration", "embedding")))
-        emb = np.asarray([r.pop("embedding") for r in rows], dtype=np.float32).reshape(len(rows), self.embedder.dim)
+        rows = list(self.store.iterate(("id", "name", "label", "path", "duration")))
+        pos = {r["id"]: i for i, r in enumerate(rows)}
+        emb = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
+        for seg in self.store.iterate(("file_id", "embedding"), batch=2000, files_only=False):
+            i = pos.get(seg["file_id"])
+            if i is not None:  # a long file's vector is the mean of its segments'
+                emb[i] += np.asarray(seg["embedding"], dtype=np.float32)
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return pd.DataFrame(rows), emb

@@ -5,27 +5,48 @@ numpy matrix product over the same vectors takes ~15 ms; flushing or compacting 
 that. A Lite file is owned by one process, so that process can hold the vectors and keep them in
 step with every upsert and delete. Milvus stays the store of record: ids come from here, metadata
 is fetched from Milvus. Servers/clusters (MILVUS_URI) search in Milvus itself (HNSW).
+
+Rows are segments; each row belongs to a file. Searches return one result per file (its best
+segment), so a long file with many segments counts once.
 """
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 
+@dataclass(frozen=True)
+class RowHit:
+    file_id: str
+    row_id: str
+    score: float
+    start: float
+    end: float
+
+
 class VectorMirror:
     def __init__(self, dim: int):
         self.dim = dim
-        self._ids: list[str | None] = []
-        self._pos: dict[str, int] = {}
+        self._ids: list[str | None] = []  # row id per row
+        self._files: list[str | None] = []  # file id per row
+        self._pos: dict[str, int] = {}  # row id -> row
+        self._rows_of: dict[str, set[int]] = {}  # file id -> rows
         self._mat = np.zeros((0, dim), dtype=np.float32)
+        self._spans = np.zeros((0, 2), dtype=np.float32)
         self._alive = np.zeros(0, dtype=bool)
         self._free: list[int] = []
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
+        """Rows (segments) held."""
         return len(self._pos)
+
+    @property
+    def files(self) -> int:
+        return len(self._rows_of)
 
     @property
     def nbytes(self) -> int:
@@ -35,70 +56,122 @@ class VectorMirror:
         if need <= self._mat.shape[0]:
             return
         cap = max(need, int(self._mat.shape[0] * 1.5) + 1024)
+        n = len(self._ids)
         mat = np.zeros((cap, self.dim), dtype=np.float32)
-        mat[: len(self._ids)] = self._mat[: len(self._ids)]
+        mat[:n] = self._mat[:n]
+        spans = np.zeros((cap, 2), dtype=np.float32)
+        spans[:n] = self._spans[:n]
         alive = np.zeros(cap, dtype=bool)
-        alive[: len(self._ids)] = self._alive[: len(self._ids)]
-        self._mat, self._alive = mat, alive
+        alive[:n] = self._alive[:n]
+        self._mat, self._spans, self._alive = mat, spans, alive
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, files: Sequence[str] | None = None,
+               spans: np.ndarray | None = None) -> None:
+        """Rows by id; `files` gives each row's file (default: the row is its own file)."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
+        files = list(files) if files is not None else list(ids)
+        spans = np.zeros((len(ids), 2), np.float32) if spans is None else np.asarray(spans, np.float32).reshape(len(ids), 2)
         with self._lock:
-            for id_, vec in zip(ids, vectors):
+            for id_, file_id, vec, span in zip(ids, files, vectors, spans):
                 row = self._pos.get(id_)
                 if row is None:
                     if self._free:
                         row = self._free.pop()
                         self._ids[row] = id_
+                        self._files[row] = file_id
                     else:
                         row = len(self._ids)
                         self._grow(row + 1)
                         self._ids.append(id_)
+                        self._files.append(file_id)
                     self._pos[id_] = row
+                elif self._files[row] != file_id:
+                    self._rows_of[self._files[row]].discard(row)
+                    self._files[row] = file_id
+                self._rows_of.setdefault(file_id, set()).add(row)
                 self._mat[row] = vec
+                self._spans[row] = span
                 self._alive[row] = True
 
     def delete(self, ids: Iterable[str]) -> None:
+        """Rows by row id."""
         with self._lock:
             for id_ in ids:
                 row = self._pos.pop(id_, None)
-                if row is not None:
-                    self._ids[row] = None
-                    self._mat[row] = 0.0
-                    self._alive[row] = False
-                    self._free.append(row)
-
-    def search(self, query: np.ndarray, k: int, *, allowed: set[str] | None = None, exclude: Iterable[str] = ()) -> list[tuple[str, float]]:
-        """Top-k (id, cosine) by exact inner product on normalised vectors."""
-        q = np.asarray(query, dtype=np.float32).reshape(self.dim)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        skip = set(exclude)
-        with self._lock:
-            n = len(self._ids)
-            if allowed is not None:
-                rows = np.fromiter((self._pos[i] for i in allowed if i in self._pos and i not in skip), dtype=np.int64)
-                mat = self._mat[rows]
-                if mat.shape[0] == 0:
-                    return []
-                scores = mat @ q
-            else:
-                rows = None
-                scores = self._mat[:n] @ q
-                scores[~self._alive[:n]] = -np.inf
-                for id_ in skip:
-                    if id_ in self._pos:
-                        scores[self._pos[id_]] = -np.inf
-            if scores.shape[0] == 0:
-                return []
-            want = min(k, scores.shape[0])
-            top = np.argpartition(-scores, want - 1)[:want]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            out = []
-            for t in top:
-                if not np.isfinite(scores[t]):
+                if row is None:
                     continue
+                file_id = self._files[row]
+                rows = self._rows_of.get(file_id)
+                if rows is not None:
+                    rows.discard(row)
+                    if not rows:
+                        del self._rows_of[file_id]
+                self._ids[row] = None
+                self._files[row] = None
+                self._mat[row] = 0.0
+                self._alive[row] = False
+                self._free.append(row)
+
+    def delete_files(self, file_ids: Iterable[str]) -> None:
+        with self._lock:
+            rows = [self._ids[r] for f in file_ids for r in self._rows_of.get(f, ())]
+            self.delete([r for r in rows if r is not None])
+
+    def _scores(self, queries: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        mat = self._mat[: len(self._ids)] if rows is None else self._mat[rows]
+        return queries @ mat.T
+
+    def _group(self, scores: np.ndarray, k: int, rows: np.ndarray | None, skip_files: set[str]) -> list[RowHit]:
+        """Best row per file, top-k files, from one query's row scores."""
+        n = scores.shape[0]
+        if n == 0:
+            return []
+        if rows is None:
+            scores = scores.copy()
+            scores[~self._alive[:n]] = -np.inf
+        want = min(n, max(4 * k, k + 64))
+        while True:
+            top = np.argpartition(-scores, want - 1)[:want] if want < n else np.arange(n)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            out: list[RowHit] = []
+            seen: set[str] = set()
+            for t in top:
+                s = float(scores[t])
+                if not np.isfinite(s):
+                    break
                 row = int(t) if rows is None else int(rows[t])
-                out.append((self._ids[row], float(scores[t])))
-            return out
+                file_id = self._files[row]
+                if file_id is None or file_id in seen or file_id in skip_files:
+                    continue
+                seen.add(file_id)
+                start, end = self._spans[row]
+                out.append(RowHit(file_id, self._ids[row], s, round(float(start), 3), round(float(end), 3)))
+                if len(out) == k:
+                    return out
+            if want >= n:
+                return out
+            want = min(n, want * 4)
+
+    def _allowed_rows(self, allowed: set[str] | None) -> np.ndarray | None:
+        if allowed is None:
+            return None
+        return np.fromiter((self._pos[i] for i in allowed if i in self._pos), dtype=np.int64)
+
+    def search(self, query: np.ndarray, k: int, *, allowed: set[str] | None = None, exclude_files: Iterable[str] = ()) -> list[RowHit]:
+        """Top-k files by the exact cosine of their best row. `allowed`: row ids a filter kept."""
+        return self.search_many(np.asarray(query, np.float32).reshape(1, self.dim), k, allowed=allowed, exclude_files=exclude_files)[0]
+
+    def search_many(self, queries: np.ndarray, k: int, *, allowed: set[str] | None = None,
+                    exclude_files: Iterable[str] = ()) -> list[list[RowHit]]:
+        """One matrix product for many queries (scan windows), then grouping per query."""
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        skip = set(exclude_files)
+        with self._lock:
+            rows = self._allowed_rows(allowed)
+            if rows is not None and rows.size == 0:
+                return [[] for _ in range(len(q))]
+            scores = self._scores(q, rows)
+            return [self._group(scores[i], k, rows, skip) for i in range(len(q))]

@@ -1,6 +1,17 @@
 """Vectors and their metadata in Milvus: Milvus Lite (a local .db file) by default, any Milvus
 server or cluster when a URI is set. One collection per (library, model), so vectors of different
-models never mix; the model name and dim are stored as collection properties and checked on open.
+models never mix; the model name, dim and schema version are collection properties checked on open.
+
+Rows are segments: a file no longer than its model's window is one row, a longer file one row per
+overlapping window (`seg_start`, `seg_end` in seconds). The file's sha256 (`file_id`) stays its
+identity for dedupe, replace and delete; searches return one hit per file, its best segment.
+
+The connection heals: Milvus Lite's in-process gRPC server refuses keepalive pings (it answers
+GOAWAY too_many_pings after a few idle pings, and a channel shared with the old subchannel then
+fails to reconnect), so Lite clients send none; every call that meets a broken channel
+(GOAWAY, UNAVAILABLE, a restarted server) reconnects on a fresh channel and retries a bounded
+number of times, else raises StoreError. Every call made here is idempotent (upserts by primary
+key, deletes by id, reads), which is what makes the retry safe.
 
 Filters are built here from typed values only (quoted with JSON escaping), never from raw text.
 """
@@ -10,19 +21,29 @@ import json
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .mirror import VectorMirror
+from .mirror import RowHit, VectorMirror
 from .settings import is_lite_uri
 
+SCHEMA_VERSION = "2"  # 1: one vector per file (id = sha256); 2: segments (file_id, seg, seg_start, seg_end)
 ID_MAX = 80
 PATH_MAX = 2048
 TEXT_MAX = 512
-OUTPUT_FIELDS = ["path", "name", "label", "duration", "sample_rate", "indexed_at"]
+FILE_FIELDS = ["file_id", "path", "name", "label", "duration", "sample_rate", "indexed_at"]
+SEGMENT_FIELDS = ["seg", "seg_start", "seg_end"]
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each reconnect-and-retry
+
+# Lite's server runs in this process on loopback: pings detect nothing there and only provoke
+# GOAWAY too_many_pings. A local subchannel pool makes every reconnect a truly fresh channel.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0,
+                     "grpc.use_local_subchannel_pool": 1}
+SERVER_GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1}
 
 
 class StoreError(RuntimeError):
@@ -31,24 +52,29 @@ class StoreError(RuntimeError):
 
 @dataclass
 class Record:
+    """One file: its vector, or one vector per segment with `spans` [(start, end), ...] in seconds."""
+
     id: str  # sha256 of the file's bytes
-    embedding: np.ndarray
+    embedding: np.ndarray  # (dim,) or (segments, dim)
     path: str
     name: str
     label: str
     duration: float
     sample_rate: int
     indexed_at: float
+    spans: Sequence[tuple[float, float]] | None = None  # None: one segment, the whole file
 
 
 @dataclass
 class Hit:
-    id: str
+    id: str  # the file's id
     score: float  # cosine similarity clipped to [0, 1]; higher is closer
     path: str
     name: str
     label: str
     duration: float
+    start: float = 0.0  # the best-matching segment of the file, seconds
+    end: float = 0.0
 
 
 def collection_name(library: str, model: str) -> str:
@@ -77,43 +103,140 @@ def build_filter(label: str | None = None, max_duration: float | None = None, pa
     return " and ".join(parts)
 
 
+def _and(*parts: str) -> str:
+    return " and ".join(f"({p})" for p in parts if p)
+
+
+def _in(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
+
+
+def row_id(file_id: str, seg: int) -> str:
+    return f"{file_id}#{seg}"
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A broken or refused channel (worth a reconnect), as opposed to an error of the request."""
+    import grpc
+
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        if isinstance(seen, grpc.RpcError) and hasattr(seen, "code") and seen.code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED
+        ):
+            return True
+        if getattr(seen, "code", None) == 2 and "Fail connecting" in str(seen):  # pymilvus CONNECT_FAILED
+            return True
+        msg = str(seen).lower()
+        if any(s in msg for s in ("unavailable", "fail connecting", "goaway", "too many pings", "too_many_pings",
+                                  "socket closed", "connection reset", "connection refused", "channel closed",
+                                  "cannot invoke rpc on closed channel")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class Store:
     """A Milvus collection bound to one model; created on first use, verified on reopen."""
 
-    # Lite allows one client per .db file per process: share it, keyed by URI.
+    # One client per URI per process (Lite allows one per .db file): shared, keyed by URI.
     _clients: dict[str, object] = {}
     _clients_lock = threading.Lock()
     # Lite only: exact in-process search (see mirror.py), one per (file, collection), shared by
     # every Store object of this process so writes through any of them are seen by all.
     _mirrors: dict[tuple[str, str], VectorMirror] = {}
 
-    def __init__(self, uri: str, collection: str, model: str, dim: int, token: str | None = None, *, mirror: bool = True):
+    def __init__(self, uri: str, collection: str, model: str, dim: int, token: str | None = None, *,
+                 mirror: bool = True, grpc_options: dict | None = None):
         self.uri = uri
         self.collection = collection
         self.model = model
         self.dim = int(dim)
         self.token = token
         self.use_mirror = mirror and self.is_lite
-        self.client = self._client(uri, token)
+        self.grpc_options = grpc_options
         self._lock = threading.RLock()
+        self.client  # connect now: a bad URI fails here, with a clear message
         self.ensure()
 
-    @classmethod
-    def _client(cls, uri: str, token: str | None):
+    # -- connection ----------------------------------------------------------------------------
+    @property
+    def _key(self) -> str:
+        return f"{self.uri}|{self.token or ''}|{sorted((self.grpc_options or {}).items())}"
+
+    @property
+    def client(self):
+        with self._clients_lock:
+            client = self._clients.get(self._key)
+            if client is None:
+                client = self._clients[self._key] = self._connect()
+            return client
+
+    def _connect(self):
         from pymilvus import MilvusClient
 
-        # pymilvus warns on every Lite query_iterator (no server-side mvcc ts); that is expected.
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)
-        key = f"{uri}|{token or ''}"
-        with cls._clients_lock:
-            if key not in cls._clients:
-                if is_lite_uri(uri):
-                    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # pymilvus warns on every Lite query_iterator (no server-side mvcc ts), and logs its own
+        # reconnect attempts with tracebacks; this module reports what matters as StoreError.
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+        logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
+        if self.is_lite:
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            # Lite's in-process server logs a traceback for every query_iterator (AllocTimestamp is not implemented)
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        options = dict(LITE_GRPC_OPTIONS if self.is_lite else SERVER_GRPC_OPTIONS)
+        options.update(self.grpc_options or {})
+        try:
+            # dedicated: this client owns its channel, so a reconnect never inherits a broken one
+            return MilvusClient(self.uri, token=self.token or "", dedicated=True, grpc_options=options)
+        except Exception as exc:
+            raise StoreError(f"Cannot open Milvus at {self.where} ({str(exc).splitlines()[0]})") from None
+
+    def _reconnect(self, broken) -> None:
+        with self._clients_lock:
+            if self._clients.get(self._key) is broken:
+                self._clients.pop(self._key, None)
                 try:
-                    cls._clients[key] = MilvusClient(uri, token=token or "")
-                except Exception as exc:
-                    raise StoreError(f"Cannot open Milvus at {uri} ({str(exc).splitlines()[0]})") from None
-            return cls._clients[key]
+                    broken.close()
+                except Exception:
+                    pass
+        self.client  # a fresh channel (for Lite: the in-process server is restarted if it stopped)
+
+    def _call(self, op: str, *args, **kwargs):
+        """client.<op>(...) with reconnect-and-retry on a broken channel (every op here is idempotent)."""
+        last: BaseException | None = None
+        for delay in (0.0, *RETRY_DELAYS):
+            if delay:
+                time.sleep(delay)
+            try:
+                client = self.client
+            except StoreError as exc:
+                last = exc
+                continue
+            try:
+                return getattr(client, op)(*args, **kwargs)
+            except Exception as exc:
+                if "call load()" in str(exc) and op != "load_collection":
+                    # a restarted server starts with collections released: load, then try again
+                    last = exc
+                    client.load_collection(self.collection)
+                    continue
+                if not is_connection_error(exc):
+                    raise
+                last = exc
+                try:
+                    self._reconnect(client)
+                except StoreError as again:
+                    last = again
+        raise StoreError(
+            f"Lost the connection to Milvus at {self.where} and could not restore it "
+            f"({str(last).splitlines()[0] if last else 'unknown error'})"
+        ) from None
+
+    @property
+    def where(self) -> str:
+        return self.uri if self.is_lite else re.sub(r"//[^@/]*@", "//", self.uri)
 
     @classmethod
     def close_all(cls) -> None:
@@ -132,12 +255,16 @@ class Store:
         from pymilvus import DataType, MilvusClient
 
         with self._lock:
-            if self.client.has_collection(self.collection):
+            if self._call("has_collection", self.collection):
                 self._verify()
-                self.client.load_collection(self.collection)  # reopened Lite collections start released
+                self._call("load_collection", self.collection)  # reopened Lite collections start released
                 return
             schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
             schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+            schema.add_field("file_id", DataType.VARCHAR, max_length=ID_MAX)
+            schema.add_field("seg", DataType.INT64)
+            schema.add_field("seg_start", DataType.FLOAT)
+            schema.add_field("seg_end", DataType.FLOAT)
             schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=self.dim)
             schema.add_field("path", DataType.VARCHAR, max_length=PATH_MAX)
             schema.add_field("name", DataType.VARCHAR, max_length=TEXT_MAX)
@@ -151,13 +278,16 @@ class Store:
                 index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
             else:
                 index.add_index("embedding", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
-            self.client.create_collection(
+            self._call(
+                "create_collection",
                 self.collection,
                 schema=schema,
                 index_params=index,
-                properties={"soundalike.model": self.model, "soundalike.dim": str(self.dim)},
+                # Strong: counts and searches see every write that returned (read your writes on a server)
+                consistency_level="Strong",
+                properties={"soundalike.model": self.model, "soundalike.dim": str(self.dim), "soundalike.schema": SCHEMA_VERSION},
             )
-            self.client.load_collection(self.collection)
+            self._call("load_collection", self.collection)
             if self.use_mirror:  # new and empty: the mirror starts complete, upserts keep it so
                 self._mirrors[self._mirror_key] = VectorMirror(self.dim)
 
@@ -166,9 +296,10 @@ class Store:
         return is_lite_uri(self.uri)
 
     def _verify(self) -> None:
-        desc = self.client.describe_collection(self.collection)
+        desc = self._call("describe_collection", self.collection)
         props = desc.get("properties") or {}
         model = props.get("soundalike.model")
+        version = props.get("soundalike.schema") or "1"
         dim = None
         for f in desc.get("fields", []):
             if f.get("name") == "embedding":
@@ -178,54 +309,96 @@ class Store:
                 f"Collection {self.collection!r} holds {model or 'unknown'} vectors of dim {dim}, "
                 f"not {self.model} (dim {self.dim}); use another collection or re-index."
             )
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"The library {self.collection!r} was built by an older Soundalike (schema {version}: one vector "
+                f"per file); this version stores segments with timestamps (schema {SCHEMA_VERSION}). Re-index it: "
+                f"`python -m search_core drop --yes` then `python -m search_core index <your folders>` "
+                f"(or keep it and use another library name with SOUNDALIKE_LIBRARY)."
+            )
+
+    @classmethod
+    def drop_collection(cls, uri: str, collection: str, token: str | None = None) -> bool:
+        """Drop a collection whatever model or schema it holds (re-indexing an old library)."""
+        probe = cls.__new__(cls)
+        probe.uri, probe.collection, probe.token, probe.grpc_options = uri, collection, token, None
+        probe._lock = threading.RLock()
+        cls._mirrors.pop((uri, collection), None)
+        if not probe._call("has_collection", collection):
+            return False
+        probe._call("drop_collection", collection)
+        return True
 
     # -- writes ---------------------------------------------------------------------------------
+    def _rows(self, r: Record) -> list[dict]:
+        vecs = np.asarray(r.embedding, dtype=np.float32)
+        vecs = vecs.reshape(1, -1) if vecs.ndim == 1 else vecs
+        spans = list(r.spans) if r.spans is not None else [(0.0, float(r.duration))]
+        if vecs.shape[1:] != (self.dim,) or len(spans) != vecs.shape[0] or not np.all(np.isfinite(vecs)):
+            raise StoreError(f"bad embedding for {r.name}: shape {vecs.shape}, dim {self.dim} and {len(spans)} segments expected")
+        meta = {
+            "file_id": r.id,
+            "path": _clean_text(r.path, PATH_MAX),
+            "name": _clean_text(r.name, TEXT_MAX),
+            "label": _clean_text(r.label, TEXT_MAX),
+            "duration": float(r.duration),
+            "sample_rate": int(r.sample_rate),
+            "indexed_at": float(r.indexed_at),
+        }
+        return [
+            {"id": row_id(r.id, i), "seg": i, "seg_start": float(s), "seg_end": float(e), "embedding": v.tolist(), **meta}
+            for i, (v, (s, e)) in enumerate(zip(vecs, spans))
+        ]
+
     def upsert(self, records: Sequence[Record]) -> int:
+        """Store files (all their segments); returns the number of files."""
         if not records:
             return 0
-        rows = []
-        for r in records:
-            vec = np.asarray(r.embedding, dtype=np.float32)
-            if vec.shape != (self.dim,) or not np.all(np.isfinite(vec)):
-                raise StoreError(f"bad embedding for {r.name}: shape {vec.shape}, dim {self.dim} expected")
-            rows.append(
-                {
-                    "id": r.id,
-                    "embedding": vec.tolist(),
-                    "path": _clean_text(r.path, PATH_MAX),
-                    "name": _clean_text(r.name, TEXT_MAX),
-                    "label": _clean_text(r.label, TEXT_MAX),
-                    "duration": float(r.duration),
-                    "sample_rate": int(r.sample_rate),
-                    "indexed_at": float(r.indexed_at),
-                }
-            )
+        rows = [row for r in records for row in self._rows(r)]
         with self._lock:
-            self.client.upsert(self.collection, rows)
+            # A file stored again with fewer segments must not keep its old extra ones.
+            stale = [i for i in self._segment_ids([r.id for r in records]) if i not in {row["id"] for row in rows}]
+            if stale:
+                self._delete_rows(stale)
+            for start in range(0, len(rows), 512):
+                self._call("upsert", self.collection, rows[start : start + 512])
             mirror = self._mirrors.get(self._mirror_key)
             if mirror is not None:
-                mirror.upsert([r.id for r in records], np.stack([np.asarray(r.embedding, np.float32) for r in records]))
-        return len(rows)
+                mirror.upsert([x["id"] for x in rows], np.asarray([x["embedding"] for x in rows], np.float32),
+                              [x["file_id"] for x in rows], np.asarray([(x["seg_start"], x["seg_end"]) for x in rows], np.float32))
+        return len(records)
+
+    def _segment_ids(self, file_ids: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(file_ids), 200):
+            chunk = list(file_ids[start : start + 200])
+            out += [r["id"] for r in self._call("query", self.collection, filter=_in("file_id", chunk), output_fields=["id"])]
+        return out
+
+    def _delete_rows(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), 500):
+            self._call("delete", self.collection, ids=list(ids[start : start + 500]))
+        mirror = self._mirrors.get(self._mirror_key)
+        if mirror is not None:
+            mirror.delete(ids)
 
     def delete(self, ids: Iterable[str] = (), *, path: str | None = None) -> int:
+        """Delete files (every segment) by file id and/or path; returns the number of files deleted."""
         ids = [str(i) for i in ids]
         with self._lock:
             if path is not None:
                 ids += self.ids_for_path(path)
-            if not ids:
+            files = sorted(self.existing_ids(ids)) if ids else []
+            if not files:
                 return 0
-            before = self.count()
-            self.client.delete(self.collection, ids=ids)
-            mirror = self._mirrors.get(self._mirror_key)
-            if mirror is not None:
-                mirror.delete(ids)
-            return before - self.count()
+            self._delete_rows(self._segment_ids(files))
+            return len(files)
 
     def drop(self) -> None:
         with self._lock:
             self._mirrors.pop(self._mirror_key, None)
-            if self.client.has_collection(self.collection):
-                self.client.drop_collection(self.collection)
+            if self._call("has_collection", self.collection):
+                self._call("drop_collection", self.collection)
 
     # -- the Lite search mirror ------------------------------------------------------------------
     @property
@@ -238,31 +411,64 @@ class Store:
             mirror = self._mirrors.get(self._mirror_key)
             if mirror is None:
                 mirror = VectorMirror(self.dim)
-                ids, vecs = [], []
-                for row in self.iterate(("id", "embedding"), batch=2000):
-                    ids.append(row["id"])
-                    vecs.append(row["embedding"])
-                    if len(ids) >= 10000:
-                        mirror.upsert(ids, np.asarray(vecs, np.float32))
-                        ids, vecs = [], []
-                if ids:
-                    mirror.upsert(ids, np.asarray(vecs, np.float32))
+                rows: list[dict] = []
+
+                def flush() -> None:
+                    mirror.upsert([r["id"] for r in rows], np.asarray([r["embedding"] for r in rows], np.float32),
+                                  [r["file_id"] for r in rows], np.asarray([(r["seg_start"], r["seg_end"]) for r in rows], np.float32))
+                    rows.clear()
+
+                for row in self.iterate(("id", "file_id", "seg_start", "seg_end", "embedding"), batch=2000, files_only=False):
+                    rows.append(row)
+                    if len(rows) >= 10000:
+                        flush()
+                if rows:
+                    flush()
                 self._mirrors[self._mirror_key] = mirror
             return mirror
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
-        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        """Files in the library (not segments)."""
+        res = self._call("query", self.collection, filter="seg == 0", output_fields=["count(*)"])
+        return int(res[0]["count(*)"]) if res else 0
+
+    def count_segments(self) -> int:
+        res = self._call("query", self.collection, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"]) if res else 0
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[dict]:
+        """File metadata by file id (`id` is the file id); `embedding` is the mean of its segments."""
+        ids = list(dict.fromkeys(str(i) for i in ids))
         if not ids:
             return []
-        fields = ["id"] + OUTPUT_FIELDS + (["embedding"] if with_vectors else [])
-        out = []
-        for start in range(0, len(ids), 500):
-            out.extend(self.client.get(self.collection, ids=list(ids[start : start + 500]), output_fields=fields))
-        return [dict(r) for r in out]
+        out: list[dict] = []
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            fields = FILE_FIELDS + (["seg", "embedding"] if with_vectors else [])
+            flt = _in("file_id", chunk) + ("" if with_vectors else " and seg == 0")
+            rows = self._call("query", self.collection, filter=flt, output_fields=fields)
+            by_file: dict[str, list[dict]] = {}
+            for r in rows:
+                by_file.setdefault(r["file_id"], []).append(dict(r))
+            for fid in chunk:
+                segs = by_file.get(fid)
+                if not segs:
+                    continue
+                first = min(segs, key=lambda r: r.get("seg", 0))
+                row = {k: first[k] for k in FILE_FIELDS}
+                row["id"] = fid
+                if with_vectors:
+                    mean = np.mean([np.asarray(s["embedding"], np.float32) for s in segs], axis=0)
+                    row["embedding"] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                    row["segments"] = len(segs)
+                out.append(row)
+        return out
+
+    def segments(self, file_id: str) -> list[dict]:
+        """Every segment of one file: seg, seg_start, seg_end, embedding (ordered)."""
+        rows = self._call("query", self.collection, filter=_in("file_id", [file_id]), output_fields=["seg", "seg_start", "seg_end", "embedding"])
+        return sorted((dict(r) for r in rows), key=lambda r: r["seg"])
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         return {r["id"] for r in self.get(list(ids))}
@@ -271,30 +477,69 @@ class Store:
         return self.ids_for_paths([path]).get(path, [])
 
     def ids_for_paths(self, paths: Sequence[str]) -> dict[str, list[str]]:
-        """{path: ids stored for it} for many paths, in a few `path in [...]` queries (not one per file)."""
+        """{path: file ids stored for it} for many paths, in a few `path in [...]` queries."""
         out: dict[str, list[str]] = {}
         paths = list(dict.fromkeys(paths))
         for start in range(0, len(paths), 200):
-            chunk = paths[start : start + 200]
-            flt = "path in [" + ", ".join(quote(p) for p in chunk) + "]"
-            for r in self.client.query(self.collection, filter=flt, output_fields=["id", "path"]):
-                out.setdefault(r["path"], []).append(r["id"])
+            flt = _in("path", paths[start : start + 200]) + " and seg == 0"
+            for r in self._call("query", self.collection, filter=flt, output_fields=["file_id", "path"]):
+                out.setdefault(r["path"], []).append(r["file_id"])
         return out
 
-    def iterate(self, fields: Sequence[str] = ("id", *OUTPUT_FIELDS), batch: int = 1000, filter: str = ""):
-        """Every row (matching `filter`, built by build_filter), in pages."""
-        it = self.client.query_iterator(self.collection, batch_size=batch, filter=filter, output_fields=list(fields))
-        try:
-            while rows := it.next():
-                yield from (dict(r) for r in rows)
-        finally:
-            it.close()
+    def iterate(self, fields: Sequence[str] = ("id", *FILE_FIELDS[1:]), batch: int = 1000, filter: str = "", *, files_only: bool = True):
+        """Every file (one row each, `id` = file id), or every segment row with files_only=False."""
+        fields = list(fields)
+        want_id = "id" in fields
+        if files_only:
+            fields = [f for f in fields if f != "id"] + ["file_id"]
+            filter = _and(filter, "seg == 0")
+        started = False
+        for attempt in range(len(RETRY_DELAYS) + 1):
+            try:
+                it = self._call("query_iterator", self.collection, batch_size=batch, filter=filter, output_fields=fields)
+                try:
+                    while rows := it.next():
+                        for r in rows:
+                            started = True
+                            r = dict(r)
+                            if files_only and want_id:
+                                r["id"] = r["file_id"]
+                            yield r
+                finally:
+                    it.close()
+                return
+            except StoreError:
+                raise
+            except Exception as exc:
+                # A broken channel before the first row: start again; after it, rows were already given out.
+                if started or not is_connection_error(exc) or attempt == len(RETRY_DELAYS):
+                    if is_connection_error(exc):
+                        raise StoreError(f"Lost the connection to Milvus at {self.where} while reading") from None
+                    raise
+                time.sleep(RETRY_DELAYS[attempt])
+                self._reconnect(self.client)
 
     def label_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for row in self.iterate(("id", "label")):
             counts[row["label"]] = counts.get(row["label"], 0) + 1
         return dict(sorted(counts.items()))
+
+    def _hits(self, found: list[RowHit]) -> list[Hit]:
+        meta = {r["id"]: r for r in self.get([h.file_id for h in found])}
+        return [
+            Hit(id=h.file_id, score=float(min(1.0, max(0.0, h.score))), path=meta[h.file_id]["path"], name=meta[h.file_id]["name"],
+                label=meta[h.file_id]["label"], duration=float(meta[h.file_id]["duration"]), start=h.start, end=h.end)
+            for h in found
+            if h.file_id in meta
+        ]
+
+    def _check(self, vectors: np.ndarray) -> np.ndarray:
+        vecs = np.asarray(vectors, dtype=np.float32)
+        vecs = vecs.reshape(1, -1) if vecs.ndim == 1 else vecs
+        if vecs.shape[1] != self.dim:
+            raise StoreError(f"query vector has dim {vecs.shape[1]}, collection expects {self.dim}")
+        return vecs
 
     def search(
         self,
@@ -305,46 +550,46 @@ class Store:
         max_duration: float | None = None,
         exclude_ids: Sequence[str] = (),
     ) -> list[Hit]:
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vec.shape != (self.dim,):
-            raise StoreError(f"query vector has dim {vec.shape[0]}, collection expects {self.dim}")
+        """Top-k files by their best segment, with that segment's start/end."""
+        return self._hits(self.search_rows(vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids)[0])
+
+    def search_rows(
+        self,
+        vectors: np.ndarray,
+        top_k: int = 5,
+        *,
+        label: str | None = None,
+        max_duration: float | None = None,
+        exclude_ids: Sequence[str] = (),
+    ) -> list[list[RowHit]]:
+        """For each query vector, the top-k files (best segment each), without file metadata.
+        Many vectors at once is how a scan searches its windows."""
+        vecs = self._check(vectors)
         top_k = max(1, min(int(top_k), 16384 - len(exclude_ids)))
         flt = build_filter(label=label, max_duration=max_duration)
         if self.use_mirror:
             allowed = None
             if flt:
-                allowed = {r["id"] for r in self.iterate(("id",), filter=flt, batch=4000)}
-            ranked = self._mirror().search(vec, top_k, allowed=allowed, exclude=exclude_ids)
-            meta = {r["id"]: r for r in self.get([i for i, _ in ranked])}
-            return [
-                Hit(id=i, score=float(min(1.0, max(0.0, score))), path=meta[i]["path"], name=meta[i]["name"],
-                    label=meta[i]["label"], duration=float(meta[i]["duration"]))
-                for i, score in ranked
-                if i in meta
-            ]
-        res = self.client.search(
-            self.collection,
-            data=[vec.tolist()],
-            limit=top_k + len(exclude_ids),
-            filter=flt,
-            output_fields=OUTPUT_FIELDS,
-            search_params={"metric_type": "COSINE"},
-        )
+                allowed = {r["id"] for r in self.iterate(("id",), filter=flt, batch=4000, files_only=False)}
+            return self._mirror().search_many(vecs, top_k, allowed=allowed, exclude_files=exclude_ids)
         skip = set(exclude_ids)
-        hits = []
-        for h in res[0]:
-            if h["id"] in skip:
-                continue
-            e = h["entity"]
-            hits.append(
-                Hit(
-                    id=h["id"],
-                    score=float(min(1.0, max(0.0, h["distance"]))),
-                    path=e["path"],
-                    name=e["name"],
-                    label=e["label"],
-                    duration=float(e["duration"]),
-                )
-            )
-        return hits[:top_k]
-
+        out: list[list[RowHit]] = []
+        for vec in vecs:
+            limit = min(16384, max(4 * top_k, top_k + 64) + len(skip))
+            while True:
+                res = self._call(
+                    "search", self.collection, data=[vec.tolist()], limit=limit, filter=flt,
+                    output_fields=["file_id", "seg_start", "seg_end"], search_params={"metric_type": "COSINE", "params": {"ef": max(64, limit)}},
+                )[0]
+                best: dict[str, RowHit] = {}
+                for h in res:
+                    e = h["entity"]
+                    fid = e["file_id"]
+                    if fid in skip or fid in best:
+                        continue
+                    best[fid] = RowHit(fid, h["id"], float(h["distance"]), round(float(e["seg_start"]), 3), round(float(e["seg_end"]), 3))
+                if len(best) >= top_k or len(res) < limit or limit >= 16384:
+                    break
+                limit = min(16384, limit * 4)
+            out.append(sorted(best.values(), key=lambda r: -r.score)[:top_k])
+        return out

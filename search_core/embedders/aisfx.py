@@ -23,6 +23,8 @@ class AisfxEmbedder(Embedder):
     dim = 512
     sample_rate = 44100
     min_seconds = 2.4  # one full block of 100 frames (hop 1024)
+    window_seconds = 2.4  # segments and scan windows: one block each
+    hop_seconds = 1.2
     description = "aisfx X-Sequential-CE (sound-effects libraries, 512-d, 44.1 kHz)"
 
     def __init__(self, settings=None):

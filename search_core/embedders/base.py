@@ -23,6 +23,15 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / norms).astype(np.float32)
 
 
+def segment_spans(duration: float, window: float, hop: float) -> list[tuple[float, float]]:
+    if duration <= window:
+        return [(0.0, float(duration))]
+    starts = list(np.arange(0.0, duration - window, hop))
+    if duration - window - starts[-1] > 1e-3:
+        starts.append(duration - window)
+    return [(round(float(s), 4), round(float(s) + window, 4)) for s in starts]
+
+
 class Embedder(ABC):
     """Turns mono float32 clips at `sample_rate` into L2-normalised `dim`-d rows.
 
@@ -35,6 +44,10 @@ class Embedder(ABC):
     min_seconds: float = 0.0
     description: str = ""
     note: str = ""  # why this model was chosen, e.g. by `auto`
+    # Library files longer than the window are stored as overlapping segments of this length, and
+    # scans embed recordings in the same windows, so a moment is compared with a moment.
+    window_seconds: float = 2.0
+    hop_seconds: float = 1.0
 
     @abstractmethod
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
@@ -49,6 +62,19 @@ class Embedder(ABC):
 
     def embed_one(self, samples: np.ndarray) -> np.ndarray:
         return self.embed([samples])[0]
+
+    def spans(self, duration: float) -> list[tuple[float, float]]:
+        """Segments of a file: the whole file when it fits one window, else overlapping windows
+        (the last one aligned to the end, so every moment is covered)."""
+        return segment_spans(duration, self.window_seconds, self.hop_seconds)
+
+    def pieces(self, samples: np.ndarray, duration: float) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
+        """(spans, the samples of each span) of one decoded clip."""
+        spans = self.spans(duration)
+        if len(spans) == 1:
+            return spans, [samples]
+        sr = self.sample_rate
+        return spans, [samples[int(round(s * sr)) : int(round(e * sr))] for s, e in spans]
 
     def info(self) -> dict:
         return {"model": self.name, "dim": self.dim, "sample_rate": self.sample_rate, "note": self.note}

@@ -146,6 +146,8 @@ class PannsCnn14(Embedder):
     dim = 2048
     sample_rate = 32000
     min_seconds = 1.0
+    window_seconds = 4.0  # segments and scan windows (AudioSet clips are 10 s; 4 s keeps moments apart)
+    hop_seconds = 2.0
     description = "PANNs Cnn14 (AudioSet, 2048-d, 32 kHz)"
 
     def __init__(self, settings, *, download: bool = True, progress: bool = True):
