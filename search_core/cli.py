@@ -1,4 +1,4 @@
-"""Command line: `python -m search_core index|search|stats|delete|drop|eval`."""
+"""Command line: `python -m search_core index|search|scan|find|stats|delete|drop|eval`."""
 from __future__ import annotations
 
 import argparse
@@ -65,7 +65,8 @@ def cmd_search(args) -> int:
     frame = lib.search(args.file, args.top_k, label=args.label, max_duration=args.max_duration)
     if args.json:
         results = [
-            {"rank": int(r.rank), "name": r.name, "label": r.label, "score": float(r.score), "duration": float(r.duration), "path": r.path}
+            {"rank": int(r.rank), "name": r.name, "label": r.label, "score": float(r.score), "duration": float(r.duration),
+             "start": float(r.start), "end": float(r.end), "path": r.path}
             for r in frame.itertuples()
         ]
         print(json.dumps({"model": lib.model, "collection": lib.collection, "results": results}))
@@ -76,6 +77,67 @@ def cmd_search(args) -> int:
         else:
             print(frame.drop(columns=["id"]).to_string(index=False))
     return 0
+
+
+def _seconds_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="s", desc=desc, file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+    def update(done: float, total: float) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_scan(args) -> int:
+    from .scan import Scanner
+
+    lib = _library(args)
+    bar, update = _seconds_bar("scanning")
+    try:
+        result = Scanner(lib).scan(args.recording, threshold=args.threshold, progress=update)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result.as_dict(lib.model, lib.collection)))
+    else:
+        print(f"model: {lib.model}  collection: {lib.collection}  recording: {result.recording} ({result.duration:.1f} s)")
+        if not result.detections:
+            print(f"no library sound found (threshold {result.threshold})")
+        for d in result.detections:
+            print(f"{_clock(d.start)} - {_clock(d.end)}  {d.score:.2f}  {d.name} ({d.label})")
+        print(f"{len(result.detections)} detections in {result.seconds:.1f} s ({result.seconds / max(result.duration, 1e-9):.3f} x real time)")
+    if result.unverifiable:
+        print(f"warning: {len(result.unverifiable)} library files could not be read to verify them: "
+              + ", ".join(result.unverifiable[:5]), file=sys.stderr)
+    return 0
+
+
+def cmd_find(args) -> int:
+    from .scan import find
+
+    bar, update = _seconds_bar("searching")
+    try:
+        result = find(args.query, args.recording, _settings(args), threshold=args.threshold, progress=update)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"{result.query} ({result.query_duration:.2f} s) in {result.recording} ({result.duration:.1f} s):")
+        if not result.matches:
+            print(f"not found (threshold {result.threshold})")
+        for m in result.matches:
+            print(f"{_clock(m.start)} - {_clock(m.end)}  {m.score:.2f}")
+    return 0
+
+
+def _clock(seconds: float) -> str:
+    minutes, sec = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):d}:{sec:06.3f}"
 
 
 def cmd_stats(args) -> int:
@@ -107,8 +169,9 @@ def cmd_drop(args) -> int:
     if not args.yes:
         print(f"refusing to drop {name} without --yes", file=sys.stderr)
         return 2
-    if Store.drop_collection(settings.uri, name, settings.milvus_token):
-        print(f"dropped {name}")
+    n = Store.drop_collection(settings.uri, name, settings.milvus_token)
+    if n is not None:
+        print(f"dropped {name} ({n} sounds)")
     else:
         print(f"nothing to drop: {name} does not exist")
     return 0
@@ -147,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-duration", type=float, help="only results at most this many seconds long")
     common(sp)
     sp.set_defaults(func=cmd_search)
+
+    from .scan import DEFAULT_THRESHOLD
+
+    sp = sub.add_parser("scan", help="every library sound inside a long RECORDING, with times")
+    sp.add_argument("recording")
+    sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                    help=f"correlation a detection needs, 0-1 (default {DEFAULT_THRESHOLD}; lower finds more, with more false detections)")
+    common(sp)
+    sp.set_defaults(func=cmd_scan)
+
+    sp = sub.add_parser("find", help="where QUERY occurs in a RECORDING (no library needed)")
+    sp.add_argument("query")
+    sp.add_argument("--in", dest="recording", required=True, metavar="RECORDING")
+    sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"correlation a match needs (default {DEFAULT_THRESHOLD})")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.set_defaults(func=cmd_find)
 
     sp = sub.add_parser("stats", help="model, collection, count and per-label counts")
     common(sp)

@@ -13,7 +13,7 @@ from .store import Hit, Store
 
 # A file path, or (sample_rate, samples) as microphones and Gradio's numpy audio give it.
 Query = Union[str, Path, tuple]
-RESULT_COLUMNS = ["rank", "name", "label", "score", "duration", "path", "id"]
+RESULT_COLUMNS = ["rank", "name", "label", "score", "duration", "start", "end", "path", "id"]
 
 
 def load_query(query: Query, embedder: Embedder, settings) -> Clip:
@@ -31,7 +31,7 @@ def load_query(query: Query, embedder: Embedder, settings) -> Clip:
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
     rows = [
         {"rank": i + 1, "name": h.name, "label": h.label, "score": round(h.score, 4),
-         "duration": round(h.duration, 2), "path": h.path, "id": h.id}
+         "duration": round(h.duration, 2), "start": round(h.start, 3), "end": round(h.end, 3), "path": h.path, "id": h.id}
         for i, h in enumerate(hits)
     ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)

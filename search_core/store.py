@@ -318,16 +318,20 @@ class Store:
             )
 
     @classmethod
-    def drop_collection(cls, uri: str, collection: str, token: str | None = None) -> bool:
-        """Drop a collection whatever model or schema it holds (re-indexing an old library)."""
+    def drop_collection(cls, uri: str, collection: str, token: str | None = None) -> int | None:
+        """Drop a collection whatever model or schema it holds (re-indexing an old library).
+        Returns how many sounds it held, or None when there was no such collection."""
         probe = cls.__new__(cls)
         probe.uri, probe.collection, probe.token, probe.grpc_options = uri, collection, token, None
         probe._lock = threading.RLock()
         cls._mirrors.pop((uri, collection), None)
         if not probe._call("has_collection", collection):
-            return False
+            return None
+        probe._call("load_collection", collection)
+        fields = {f.get("name") for f in probe._call("describe_collection", collection).get("fields", [])}
+        n = probe._call("query", collection, filter="seg == 0" if "seg" in fields else "", output_fields=["count(*)"])
         probe._call("drop_collection", collection)
-        return True
+        return int(n[0]["count(*)"]) if n else 0
 
     # -- writes ---------------------------------------------------------------------------------
     def _rows(self, r: Record) -> list[dict]:

@@ -201,7 +201,7 @@ def test_a_library_of_the_older_schema_gets_a_clear_message(tmp_path):
     c.close()
     with pytest.raises(StoreError, match=r"older Soundalike \(schema 1.*Re-index it.*drop --yes"):
         Store(uri, "lib__m", "m", 8)
-    assert Store.drop_collection(uri, "lib__m")
+    assert Store.drop_collection(uri, "lib__m") == 0
     assert Store(uri, "lib__m", "m", 8).count() == 0
 
 

@@ -1,0 +1,323 @@
+"""Moments: which library sounds occur inside a long recording, and when (`scan`); where one sound
+occurs in a recording (`find`).
+
+scan, in two stages, streamed block by block (memory does not grow with the recording's length):
+1. candidates: the recording is embedded in the model's windows (the same windows the library's
+   long files are segmented into) and each window's nearest library files are looked up in the
+   store, many windows per query;
+2. verification: each candidate's template (matching.py) is slid over the part of the recording
+   around the windows that proposed it; a normalised cross-correlation at or above the threshold
+   is a detection, its peak the onset.
+Then one entry per occurrence: detections of the same file that overlap are one, consecutive
+segments of a long library file that line up are joined, and where different files claim the same
+moment the best-correlated one wins.
+
+find needs no model and no library: the query's template against the whole recording.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .audio import AudioError, load_audio
+from .matching import FRAMES_PER_SECOND, RATE, TemplateCache, logmel, make_template, ncc_profile, peaks
+from .recording import SILENCE_PEAK, Recording
+
+# Chosen from the scan benchmark (benchmarks/scan.py, README "Finding sounds in recordings").
+DEFAULT_THRESHOLD = 0.85
+CANDIDATES_PER_WINDOW = 10  # nearest library files each regular window proposes for verification
+CANDIDATES_PER_EVENT = 20  # ... and each sound event (short sounds are the hard ones to propose)
+BLOCK_SECONDS = 60.0
+EMBED_BATCH = 32
+
+ScanProgress = Callable[[float, float], None]  # (seconds of the recording done, its duration)
+
+
+@dataclass
+class Detection:
+    start: float  # seconds in the recording
+    end: float
+    score: float  # correlation of the aligned log-mel spectrograms, in [0, 1]
+    id: str
+    name: str
+    label: str
+    path: str
+    clip_start: float = 0.0  # where in the library sound the matched part begins (long sounds)
+    duration: float = 0.0  # the library sound's duration
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("start", "end", "clip_start", "duration"):
+            d[k] = round(float(d[k]), 3)
+        d["score"] = round(float(d["score"]), 4)
+        return d
+
+
+@dataclass
+class ScanResult:
+    recording: str
+    duration: float
+    detections: list[Detection]
+    threshold: float
+    seconds: float = 0.0  # wall time of the scan
+    windows: int = 0
+    candidates: int = 0  # (file, window) pairs the embedding stage proposed
+    events: int = 0  # sound events embedded besides the regular windows
+    verified: int = 0  # distinct (file, region) alignments computed
+    unverifiable: list[str] = field(default_factory=list)  # library files that could not be read
+
+    def as_dict(self, model: str, collection: str) -> dict:
+        return {
+            "model": model,
+            "collection": collection,
+            "recording": self.recording,
+            "duration": round(self.duration, 3),
+            "threshold": self.threshold,
+            "detections": [d.as_dict() for d in self.detections],
+        }
+
+
+@dataclass
+class Match:
+    start: float
+    end: float
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4)}
+
+
+@dataclass
+class FindResult:
+    query: str
+    recording: str
+    duration: float
+    query_duration: float
+    matches: list[Match]
+    threshold: float
+
+    def as_dict(self) -> dict:
+        return {"query": self.query, "recording": self.recording, "duration": round(self.duration, 3),
+                "query_duration": round(self.query_duration, 3), "threshold": self.threshold,
+                "matches": [m.as_dict() for m in self.matches]}
+
+
+def _check_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    return threshold
+
+
+def _overlap(a: Detection | Match, b: Detection | Match) -> float:
+    return max(0.0, min(a.end, b.end) - max(a.start, b.start))
+
+
+def merge_detections(found: list[Detection], hop: float) -> list[Detection]:
+    """One entry per occurrence (see the module's docstring)."""
+    by_file: dict[str, list[Detection]] = {}
+    for d in found:
+        by_file.setdefault(d.id, []).append(d)
+    occurrences: list[Detection] = []
+    for dets in by_file.values():
+        dets.sort(key=lambda d: d.start)
+        joined: list[Detection] = []
+        for d in dets:
+            last = joined[-1] if joined else None
+            lined_up = last is not None and abs((d.start - d.clip_start) - (last.start - last.clip_start)) <= 0.3
+            if last is not None and (_overlap(d, last) > 0 or (lined_up and d.start - last.end <= hop)):
+                if lined_up:  # the same occurrence seen through another window or segment
+                    last.end = max(last.end, d.end)
+                    last.clip_start = min(last.clip_start, d.clip_start)
+                    last.score = max(last.score, d.score)
+                elif d.score > last.score:  # the same moment, aligned otherwise: keep the better
+                    joined[-1] = d
+                continue
+            joined.append(d)
+        occurrences += joined
+    kept: list[Detection] = []
+    for d in sorted(occurrences, key=lambda d: -d.score):
+        shorter = lambda o: max(1e-6, min(d.end - d.start, o.end - o.start))  # noqa: E731
+        if any(_overlap(d, o) > 0.5 * shorter(o) for o in kept):
+            continue  # another library sound explains this moment better
+        kept.append(d)
+    return sorted(kept, key=lambda d: (d.start, -d.score))
+
+
+class Scanner:
+    """Scans recordings against one Library; keeps library templates between scans (bounded)."""
+
+    def __init__(self, library, cache: TemplateCache | None = None):
+        self.library = library
+        self.cache = cache or TemplateCache()
+
+    def open(self, path: str | Path, name: str | None = None) -> Recording:
+        emb = self.library.embedder
+        return Recording(path, name=name, max_seconds=self.library.settings.max_scan_seconds, min_seconds=emb.window_seconds)
+
+    def scan(self, path: str | Path, *, threshold: float = DEFAULT_THRESHOLD, name: str | None = None,
+             progress: ScanProgress | None = None) -> ScanResult:
+        threshold = _check_threshold(threshold)
+        began = time.perf_counter()
+        rec = self.open(path, name)
+        lib = self.library
+        if lib.count() == 0:
+            raise ValueError("The library is empty: index some sounds first (e.g. python -m search_core index sample_data).")
+        emb = lib.embedder
+        win, hop = emb.window_seconds, emb.hop_seconds
+        spans = emb.spans(rec.duration)
+        result = ScanResult(rec.name, rec.duration, [], threshold)
+        meta: dict[str, dict] = {}
+        found: list[Detection] = []
+        loudest = 0.0
+        margin = 2 * win + 0.5  # a window, plus a template (at most one window long) beyond it
+        for block in rec.blocks((emb.sample_rate, RATE), BLOCK_SECONDS, margin):
+            loudest = max(loudest, block.peak)
+            mine = [(s, e) for s, e in spans if block.start <= s < block.end]
+            if block.peak >= SILENCE_PEAK and mine:
+                found += self._scan_block(block, mine, threshold, meta, result)
+            result.windows += len(mine)
+            if progress:
+                progress(block.end, rec.duration)
+        if loudest < SILENCE_PEAK:
+            raise AudioError(rec.name, "is silent (no sound above -80 dBFS); nothing to scan")
+        result.detections = [d for d in merge_detections(found, hop) if d.score >= threshold]
+        result.seconds = time.perf_counter() - began
+        return result
+
+    def _scan_block(self, block, spans, threshold, meta, result) -> list[Detection]:
+        lib = self.library
+        emb = lib.embedder
+        audio = block.audio[emb.sample_rate]
+        feats = logmel(block.audio[RATE])
+        # Windows to embed: the model's regular windows, plus one per sound event cut to the event,
+        # so that a short sound is embedded as the library embeds a short file (not drowned in a
+        # window of background).
+        windows = [(s, e) for s, e in spans]
+        windows += [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        pieces, kept = [], []
+        for s, e in windows:
+            a = max(0, int(round((s - block.offset) * emb.sample_rate)))
+            piece = audio[a : int(round((e - block.offset) * emb.sample_rate))]
+            if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
+                pieces.append(piece)
+                kept.append((s, e))
+        if not pieces:
+            return []
+        # stage 1: candidates from the embedding search, many windows per store query
+        proposals: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
+        regular = set(spans)
+        for i in range(0, len(pieces), EMBED_BATCH):
+            batch = kept[i : i + EMBED_BATCH]
+            found = lib.store.search_rows(emb.embed(pieces[i : i + EMBED_BATCH]), CANDIDATES_PER_EVENT)
+            for w, rows in zip(batch, found):
+                for r in rows[: CANDIDATES_PER_WINDOW if w in regular else CANDIDATES_PER_EVENT]:
+                    proposals.setdefault((r.file_id, r.start, r.end), []).append(w)
+                    result.candidates += 1
+        result.events += len(kept) - len(spans)
+        missing = [f for f, _, _ in proposals if f not in meta]
+        for row in lib.store.get(list(dict.fromkeys(missing))):
+            meta[row["id"]] = row
+        # stage 2: align each candidate's template around the windows that proposed it
+        out: list[Detection] = []
+        for (file_id, seg_start, seg_end), proposed_by in proposals.items():
+            m = meta.get(file_id)
+            if m is None:
+                continue
+            segmented = seg_end - seg_start < float(m["duration"]) - 1e-3
+            tpl = self.cache.get(m["path"], seg_start, seg_end) if segmented else self.cache.get(m["path"])
+            if tpl is None:
+                if m["name"] not in result.unverifiable:
+                    result.unverifiable.append(m["name"])
+                continue
+            length = tpl.frames
+            limit = feats.shape[1] - length
+            ranges: list[list[int]] = []
+            for s, e in sorted(proposed_by):  # template start anywhere that overlaps the window
+                lo = max(0, int(np.floor((s - tpl.length - block.offset) * FRAMES_PER_SECOND)))
+                hi = min(limit, int(np.ceil((e - block.offset) * FRAMES_PER_SECOND)))
+                if hi < lo:
+                    continue
+                if ranges and lo <= ranges[-1][1] + 1:
+                    ranges[-1][1] = max(ranges[-1][1], hi)
+                else:
+                    ranges.append([lo, hi])
+            for lo, hi in ranges:
+                result.verified += 1
+                profile = ncc_profile(tpl.feats, feats[:, lo : hi + length])
+                for p, score in peaks(profile, threshold, max(length, 4)):
+                    onset = block.offset + (lo + p) / FRAMES_PER_SECOND - tpl.lead
+                    out.append(Detection(
+                        start=max(0.0, onset), end=min(result.duration, onset + tpl.duration), score=score, id=file_id,
+                        name=m["name"], label=m["label"], path=m["path"], clip_start=seg_start if segmented else 0.0,
+                        duration=float(m["duration"]),
+                    ))
+        return out
+
+
+def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: float = 6.0) -> list[tuple[float, float]]:
+    """(start, end) seconds of the sound events in log-mel frames: runs of frames louder than the
+    local background (a running low percentile of frame energy) by `rise_db`, cut to `longest`."""
+    from scipy.ndimage import percentile_filter
+
+    if feats.shape[1] == 0:
+        return []
+    energy = 10 * np.log10(np.sum(10 ** (feats.astype(np.float64) / 10), axis=0) + 1e-12)
+    floor = percentile_filter(energy, 10, size=max(3, int(3.0 * FRAMES_PER_SECOND)), mode="nearest")
+    active = np.concatenate([[False], energy > floor + rise_db, [False]])
+    edges = np.flatnonzero(np.diff(active.astype(np.int8)))
+    runs = list(zip(edges[::2], edges[1::2]))
+    merged: list[list[int]] = []
+    gap = int(0.15 * FRAMES_PER_SECOND)
+    for a, b in runs:
+        if merged and a - merged[-1][1] <= gap:
+            merged[-1][1] = b
+        else:
+            merged.append([int(a), int(b)])
+    out = []
+    for a, b in merged:
+        if b - a < 3:
+            continue
+        start = offset + a / FRAMES_PER_SECOND - 0.05
+        end = min(offset + b / FRAMES_PER_SECOND + 0.1, start + longest)
+        out.append((max(0.0, start), end))
+    return out
+
+
+def find(query: str | Path, recording: str | Path, settings, *, threshold: float = DEFAULT_THRESHOLD,
+         query_name: str | None = None, recording_name: str | None = None, progress: ScanProgress | None = None) -> FindResult:
+    """Every occurrence of one sound in a recording (no model, no library)."""
+    threshold = _check_threshold(threshold)
+    qname = query_name or Path(query).name
+    clip = load_audio(query, RATE, max_seconds=settings.max_query_seconds, name=qname)
+    tpl = make_template(clip.samples)
+    if tpl is None:
+        raise AudioError(qname, "is silent (no sound above -80 dBFS); nothing to look for")
+    rec = Recording(recording, name=recording_name, max_seconds=settings.max_scan_seconds)
+    if clip.duration > rec.duration:
+        raise AudioError(qname, f"is {clip.duration:.1f} s long, longer than the recording ({rec.duration:.1f} s); "
+                                "find looks for a shorter sound inside a longer recording")
+    found: list[Match] = []
+    loudest = 0.0
+    for block in rec.blocks((RATE,), BLOCK_SECONDS, tpl.length + tpl.lead + 0.5):
+        loudest = max(loudest, block.peak)
+        if block.peak < SILENCE_PEAK:
+            continue
+        feats = logmel(block.audio[RATE])
+        for p, score in peaks(ncc_profile(tpl.feats, feats), threshold, max(tpl.frames, 4)):
+            onset = block.offset + p / FRAMES_PER_SECOND - tpl.lead
+            if block.start <= onset + tpl.lead < block.end or (block.end >= rec.duration and onset + tpl.lead >= block.start):
+                found.append(Match(max(0.0, onset), min(rec.duration, onset + clip.duration), score))
+        if progress:
+            progress(block.end, rec.duration)
+    if loudest < SILENCE_PEAK:
+        raise AudioError(rec.name, "is silent (no sound above -80 dBFS); nothing to search in")
+    kept: list[Match] = []
+    for m in sorted(found, key=lambda m: -m.score):
+        if not any(_overlap(m, k) > 0.5 * (m.end - m.start) for k in kept):
+            kept.append(m)
+    return FindResult(qname, rec.name, rec.duration, clip.duration, sorted(kept, key=lambda m: m.start), threshold)
