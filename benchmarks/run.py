@@ -11,6 +11,9 @@ Sections:
   scale     search in Milvus Lite at 10k/100k vectors: Store.search (Lite mirror), Milvus Lite's own
             search and numpy brute force; recall@10, insert rate, RSS, size on disk
   memory    peak RSS per model, while indexing, and for a 10-minute file (separate processes)
+  scan      finding bundled clips inside long noisy recordings (benchmarks/scan.py): exact-clip
+            recall/precision per threshold vs embedding alone, onset error, real-time factor, and
+            10- and 60-minute recordings end to end (time, peak memory); CLI runs, model load included
 
 PANNs Cnn14 runs with random weights built from the real architecture (the released checkpoint
 cannot be downloaded here); its speed and memory do not depend on the weights' values.
@@ -308,14 +311,14 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory"])
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan"])
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
     ap.add_argument("--scale-sizes", nargs="+", type=int, default=[10_000, 100_000],
                     help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
-    sections = args.only or ["latency", "indexing", "scale", "memory"]
+    sections = args.only or ["latency", "indexing", "scale", "memory", "scan"]
     smoke = args.smoke
     models = ["mfcc"] if smoke else args.models
     tmp = tempfile.TemporaryDirectory(prefix="soundalike-bench-")
@@ -337,7 +340,15 @@ def main(argv=None) -> int:
         result["scale"] = bench_scale([2000] if smoke else args.scale_sizes, [512] if smoke else [512, 2048], 5 if smoke else 30, work)
     if "memory" in sections:
         result["memory"] = bench_memory(models, work, long_file=not smoke)
+    if "scan" in sections:
+        from .scan import bench_scan
+
+        result["scan"] = bench_scan(work, "mfcc" if smoke else "aisfx", dict(os.environ), smoke, () if smoke else (10.0, 60.0))
     text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory") if k in result)
+    if "scan" in result:
+        from .scan import scan_tables
+
+        text += "".join(table(title, rows) for title, rows in scan_tables(result["scan"]))
     print(text)
     Path(args.json).write_text(json.dumps(result, indent=2))
     print(f"\n(JSON: {args.json})")

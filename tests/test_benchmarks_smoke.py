@@ -15,7 +15,10 @@ def test_benchmark_smoke_run(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "## latency" in r.stdout and "## scale" in r.stdout
     result = json.loads(out.read_text())
-    assert {"latency", "indexing", "scale", "memory"} <= set(result)
+    assert {"latency", "indexing", "scale", "memory", "scan"} <= set(result)
+    assert "## scan quality" in r.stdout
+    scan = result["scan"]
+    assert scan["inserted"] == 4 and len(scan["quality"]) == 4 and scan["real_time_factor_median"] > 0
     assert all(row["recall@10"] == 1.0 for row in result["scale"])
     assert all(row["failed"] == 0 for row in result["indexing"])
     assert all(row["e2e_p50_ms"] >= row["forward_p50_ms"] > 0 for row in result["latency"])

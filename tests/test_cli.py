@@ -21,7 +21,7 @@ def test_index_then_search_json_returns_the_query_first(tmp_path, sounds):
     out = json.loads(r.stdout)  # exactly one JSON object on stdout
     assert set(out) == {"model", "collection", "results"} and out["model"] == "aisfx"
     first = out["results"][0]
-    assert set(first) == {"rank", "name", "label", "score", "duration", "path"}
+    assert set(first) == {"rank", "name", "label", "score", "duration", "start", "end", "path"}
     assert first["name"] == "clicks_2" and first["rank"] == 1 and first["score"] > 0.999
     assert len(out["results"]) == 3
 
