@@ -18,6 +18,7 @@ from fastapi import FastAPI  # noqa: E402
 from search_core.api import create_api  # noqa: E402
 from search_core.audio import AudioError  # noqa: E402
 from search_core.embedders import ModelUnavailable  # noqa: E402
+from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
 from search_core.service import PermissionDenied, Service  # noqa: E402
 from search_core.settings import Settings  # noqa: E402
 from search_core.store import StoreError  # noqa: E402
@@ -30,6 +31,12 @@ CSS = """
 #header h1 { margin-bottom: 0; }
 """
 USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
+
+
+def clock(seconds: float, decimals: int = 0) -> str:
+    """m:ss (or m:ss.s) for people."""
+    m, sec = divmod(max(0.0, float(seconds)), 60)
+    return f"{int(m)}:{sec:0{3 + decimals if decimals else 2}.{decimals}f}"
 
 
 class Handlers:
@@ -83,6 +90,9 @@ class Handlers:
         for row in frame.itertuples():
             path = self.service.playable(row.path)
             title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
+            if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
+                path = self.service.excerpt(path, row.start, row.end)
+                title += f" · {clock(row.start)}–{clock(row.end)} of {clock(row.duration)}"
             players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)", visible=True))
         players += [gr.update(value=None, visible=False)] * (K_MAX - len(players))
         table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
@@ -140,6 +150,69 @@ class Handlers:
             return gr.update(value=None, label="not playable")
         return gr.update(value=str(found[0]), label=f"{row['name']} — {row['label']}")
 
+    # -- scan a recording ------------------------------------------------------------------------
+    def scan(self, recording, threshold, query, progress=gr.Progress()):
+        """Scan a recording against the library, or (with a query sound) find that sound in it."""
+        if not recording:
+            raise gr.Error("Upload or record a recording first.")
+        from search_core.recording import Recording
+        from search_core.timeline import Mark, timeline_figure
+
+        rec_name = os.path.basename(recording)
+
+        def step(done, total, *_):
+            if total:
+                progress((round(done), round(total)), desc="Scanning", unit="s")
+
+        try:
+            if query:
+                found = self.service.find(query, recording, float(threshold), os.path.basename(query), rec_name, progress=step)
+                qname = os.path.splitext(found.query)[0]
+                moments = [{"start": m.start, "end": m.end, "score": m.score, "name": qname, "label": "your sound",
+                            "play": query, "clip_start": 0.0} for m in found.matches]
+                duration, took = found.duration, None
+                what = f"**{qname}** occurs {len(moments)} time{'s' * (len(moments) != 1)}"
+            else:
+                result = self.service.scan(recording, float(threshold), rec_name, progress=step)
+                moments = [{"start": d.start, "end": d.end, "score": d.score, "name": d.name, "label": d.label,
+                            "play": d.path, "clip_start": d.clip_start, "duration": d.duration} for d in result.detections]
+                duration, took = result.duration, result.seconds
+                what = f"**{len(moments)} library sound{'s' * (len(moments) != 1)}** found"
+            rec = Recording(recording)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        for m in moments:
+            m["recording"] = recording
+        status = f"{what} in {rec_name} ({clock(duration)})"
+        if took is not None:
+            status += f" · scanned in {took:.1f} s"
+        if not moments:
+            status += f" · nothing reached the threshold {float(threshold):.2f}: try a lower one"
+        fig = timeline_figure(rec, [Mark(m["start"], m["end"], m["name"], m["label"], m["score"]) for m in moments], rec_name)
+        table = pd.DataFrame(
+            [{"#": i + 1, "start": clock(m["start"], 1), "end": clock(m["end"], 1), "sound": m["name"], "category": m["label"],
+              "score": round(m["score"], 3)} for i, m in enumerate(moments)],
+            columns=["#", "start", "end", "sound", "category", "score"],
+        )
+        return (status, fig, gr.update(value=table, visible=bool(moments)), moments, *self.moment_players(moments, 0))
+
+    def moment_players(self, moments, i: int):
+        """The recording's moment and the matching sound, side by side."""
+        if not moments:
+            return gr.update(value=None, visible=False), gr.update(value=None, visible=False)
+        m = moments[i]
+        moment = self.service.excerpt(m["recording"], m["start"] - 0.2, m["end"] + 0.2)
+        label = f"{i + 1}. The recording at {clock(m['start'], 1)}–{clock(m['end'], 1)}"
+        clip = self.service.playable(m["play"]) if m["label"] != "your sound" else m["play"]
+        if clip and m.get("duration") and m["end"] - m["start"] < m["duration"] - 0.05:
+            clip = self.service.excerpt(clip, m["clip_start"], m["clip_start"] + (m["end"] - m["start"]))
+        name = f"{i + 1}. {m['name']} — {m['label']} (score {m['score']:.2f})"
+        return (gr.update(value=str(moment), label=label, visible=True),
+                gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
+
+    def play_moment(self, moments, evt: gr.SelectData):
+        return self.moment_players(moments, int(evt.index[0]))
+
     def map_data(self, query_vector=None):
         """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
         try:
@@ -183,6 +256,25 @@ def build_ui(service: Service) -> gr.Blocks:
                             for i in range(K_MAX)
                         ]
                         results = gr.Dataframe(visible=False, interactive=False, label="Results", elem_id="results-table")
+            with gr.Tab("Scan a recording", id="scan"):
+                gr.Markdown("Find the library's sounds inside a long recording (a gameplay video's audio, a trailer, a stream), "
+                            "with the times they occur — or give a sound too, and find where that one occurs.")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        scan_rec = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="scan-recording", buttons=["download"])
+                        scan_threshold = gr.Slider(0.5, 0.99, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold (how exact a match must be)",
+                                                   info=f"{DEFAULT_THRESHOLD} finds the exact library sounds with few false detections; lower finds more")
+                        with gr.Accordion("Find one sound instead (optional)", open=False):
+                            scan_query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="The sound to find", elem_id="scan-query")
+                        scan_btn = gr.Button("Scan", variant="primary", elem_id="scan-btn")
+                    with gr.Column(scale=5):
+                        scan_status = gr.Markdown(elem_id="scan-status")
+                        scan_plot = gr.Plot(label="Timeline", elem_id="scan-timeline", show_label=False)
+                        with gr.Row():
+                            moment_player = gr.Audio(visible=False, interactive=False, elem_id="scan-moment", buttons=["download"])
+                            clip_player = gr.Audio(visible=False, interactive=False, elem_id="scan-clip", buttons=["download"])
+                        scan_table = gr.Dataframe(visible=False, interactive=False, label="Detections (click a row to hear it)", elem_id="scan-table", max_height=360)
+                scan_state = gr.State([])
             with gr.Tab("Indexing", id="indexing"):
                 gr.Markdown("### The bundled game sounds\nFree game sound effects from Debian's game packages, labelled by category (see `sample_data/LICENSES.md`).")
                 sample_btn = gr.Button("Index the bundled game-sound set", variant="primary", elem_id="index-sample-btn")
@@ -226,6 +318,9 @@ def build_ui(service: Service) -> gr.Blocks:
         delete_btn.click(h.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
         clear_btn.click(h.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
         map_btn.click(lambda: h.map_data(), None, [scatter, map_table], api_name="library_map")
+        scan_btn.click(h.scan, [scan_rec, scan_threshold, scan_query], [scan_status, scan_plot, scan_table, scan_state, moment_player, clip_player],
+                       api_name="scan", concurrency_limit=1, concurrency_id="scan")
+        scan_table.select(h.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
         map_table.select(h.play_from_map, [map_table], [map_player], api_visibility="private")
     return demo
 

@@ -5,6 +5,7 @@ under generated names, filters are typed values.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,8 @@ from pydantic import BaseModel, Field
 
 from .audio import AudioError
 from .embedders import ModelUnavailable
-from .service import PermissionDenied, Service
+from .scan import DEFAULT_THRESHOLD
+from .service import Busy, PermissionDenied, Service
 from .store import StoreError
 
 
@@ -25,6 +27,8 @@ class SearchHit(BaseModel):
     label: str
     score: float = Field(description="cosine similarity in [0, 1]; higher is closer")
     duration: float
+    start: float = Field(description="start (s) of the part of the clip that matched best (long clips are stored as segments)")
+    end: float = Field(description="end (s) of that part")
     id: str
     audio_url: str | None = Field(description="GET this to play the clip; null when the file is not served")
 
@@ -58,12 +62,65 @@ class IndexStarted(BaseModel):
 
 class JobStatus(BaseModel):
     id: str
+    kind: str
     state: str
     done: int
     total: int
     current: str
     report: dict | None
     error: str | None
+
+
+class Detection(BaseModel):
+    start: float = Field(description="seconds into the recording")
+    end: float
+    score: float = Field(description="correlation of the aligned spectrograms, 0-1 (the scan's threshold or more)")
+    id: str
+    name: str
+    label: str
+    path: str
+    clip_start: float = Field(description="where in the library sound the matched part begins")
+    duration: float = Field(description="the library sound's duration")
+    audio_url: str | None = Field(description="GET this to play the library sound")
+
+
+class ScanReport(BaseModel):
+    model: str
+    collection: str
+    recording: str
+    duration: float
+    threshold: float
+    detections: list[Detection]
+
+
+class ScanStarted(BaseModel):
+    job_id: str
+    status_url: str
+    duration: float = Field(description="the recording's duration, seconds")
+
+
+class ScanStatus(BaseModel):
+    id: str
+    state: str = Field(description="queued | running | done | failed")
+    done: float = Field(description="seconds of the recording scanned")
+    total: float
+    result: ScanReport | None
+    error: str | None
+
+
+class FindMatch(BaseModel):
+    start: float
+    end: float
+    score: float
+
+
+class FindResponse(BaseModel):
+    query: str
+    recording: str
+    duration: float
+    query_duration: float
+    threshold: float
+    matches: list[FindMatch]
 
 
 class Deleted(BaseModel):
@@ -119,8 +176,12 @@ def create_api(service: Service) -> FastAPI:
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError):
-        status = 409 if "Another indexing job" in str(exc) else 503
+        status = 409 if isinstance(exc, Busy) or "Another indexing job" in str(exc) else 503
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(ValueError)
+    async def _value(_: Request, exc: ValueError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied):
@@ -164,7 +225,7 @@ def create_api(service: Service) -> FastAPI:
         lib = service.library
         hits = [
             SearchHit(rank=int(r.rank), name=r.name, label=r.label, score=float(r.score), duration=float(r.duration),
-                      id=r.id, audio_url=audio_url(request, r.id, r.path))
+                      start=float(r.start), end=float(r.end), id=r.id, audio_url=audio_url(request, r.id, r.path))
             for r in frame.itertuples()
         ]
         return SearchResponse(model=lib.model, collection=lib.collection, results=hits)
@@ -209,6 +270,55 @@ def create_api(service: Service) -> FastAPI:
         if job is None:
             raise HTTPException(404, "unknown job id")
         return JobStatus(**job.as_dict())
+
+    @router.post("/scan", response_model=ScanStarted, status_code=202, responses={**ERRORS, 409: {"model": Error}},
+                 summary="Upload a long recording: find every library sound inside it, with times (a background job)")
+    def scan(
+        request: Request,
+        file: Annotated[UploadFile, File(description="the recording (wav, flac, ogg, mp3, ...)")],
+        threshold: Annotated[float, Form(gt=0, le=1, description="correlation a detection needs")] = DEFAULT_THRESHOLD,
+    ) -> ScanStarted:
+        tmp = Path(tempfile.mkdtemp(prefix="soundalike-scan-"))
+        try:
+            path = save_upload(file, tmp)
+            name = Path(file.filename or "recording").name[:200] or "recording"
+            try:
+                duration = service.check_recording(path, name)
+            except AudioError as exc:
+                raise AudioError(name, exc.reason) from None
+            if service.library.count() == 0:
+                raise HTTPException(409, "The library is empty: index some sounds first.")
+            job = service.start_job(lambda progress: service.scan(path, threshold, name, progress).as_dict(service.library.model, service.library.collection),
+                                    kind="scan", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return ScanStarted(job_id=job.id, status_url=str(request.url_for("scan_status", job_id=job.id)), duration=round(duration, 3))
+
+    @router.get("/scan/{job_id}", name="scan_status", response_model=ScanStatus, responses={404: {"model": Error}},
+                summary="Progress of a scan, and its detections when done")
+    def scan_status(request: Request, job_id: str) -> ScanStatus:
+        job = service.jobs.get(job_id)
+        if job is None or job.kind != "scan":
+            raise HTTPException(404, "unknown scan job id")
+        result = None
+        if job.report is not None:
+            dets = [Detection(**d, audio_url=audio_url(request, d["id"], d["path"])) for d in job.report["detections"]]
+            result = ScanReport(**{**job.report, "detections": dets})
+        return ScanStatus(id=job.id, state=job.state, done=job.done, total=job.total, result=result, error=job.error)
+
+    @router.post("/find", response_model=FindResponse, responses=ERRORS,
+                 summary="Where does this sound occur in this recording? (no library needed)")
+    def find_in(
+        query: Annotated[UploadFile, File(description="the sound to look for")],
+        recording: Annotated[UploadFile, File(description="the recording to look in")],
+        threshold: Annotated[float, Form(gt=0, le=1)] = DEFAULT_THRESHOLD,
+    ) -> FindResponse:
+        with tempfile.TemporaryDirectory(prefix="soundalike-find-") as tmp:
+            q = save_upload(query, Path(tmp))
+            r = save_upload(recording, Path(tmp))
+            result = service.find(q, r, threshold, Path(query.filename or "query").name[:200], Path(recording.filename or "recording").name[:200])
+        return FindResponse(**result.as_dict())
 
     @router.get("/stats", response_model=Stats, summary="Model, collection, count and per-label counts")
     def stats() -> Stats:

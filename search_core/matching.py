@@ -85,8 +85,11 @@ def make_template(samples: np.ndarray) -> Template | None:
 
 
 def ncc_profile(template: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Pearson correlation of `template` (B, L) with every (B, L) window of `target` (B, N):
-    an array of N - L + 1 scores in [-1, 1]. Flat windows (no variance) score 0."""
+    """Correlation of `template` (B, L) with every (B, L) window of `target` (B, N): an array of
+    N - L + 1 scores in [-1, 1]. Each band is centred on its own mean (over the template, and over
+    each window of the target), so the score is about the time-frequency pattern, not the spectral
+    envelope: two different stationary noises (a waterfall, a rocket engine) do not correlate, the
+    same recording of either does. Windows with no variance score 0."""
     from scipy.signal import fftconvolve
 
     b, length = template.shape
@@ -94,17 +97,15 @@ def ncc_profile(template: np.ndarray, target: np.ndarray) -> np.ndarray:
     if n < length:
         return np.zeros(0, dtype=np.float32)
     t = template.astype(np.float64)
-    t = t - t.mean()
+    t = t - t.mean(axis=1, keepdims=True)
     t_norm = float(np.sqrt((t * t).sum()))
     x = target.astype(np.float64)
-    num = fftconvolve(x, t[::-1, ::-1], mode="valid")[0]
-    col = x.sum(axis=0)
-    col2 = (x * x).sum(axis=0)
-    c1 = np.concatenate([[0.0], np.cumsum(col)])
-    c2 = np.concatenate([[0.0], np.cumsum(col2)])
-    s1 = c1[length:] - c1[:-length]
-    s2 = c2[length:] - c2[:-length]
-    var = np.maximum(s2 - s1 * s1 / (b * length), 0.0)
+    num = fftconvolve(x, t[::-1, ::-1], mode="valid")[0]  # per-band centring of x cancels against centred t
+    c1 = np.concatenate([np.zeros((b, 1)), np.cumsum(x, axis=1)], axis=1)
+    c2 = np.concatenate([np.zeros((b, 1)), np.cumsum(x * x, axis=1)], axis=1)
+    s1 = c1[:, length:] - c1[:, :-length]
+    s2 = c2[:, length:] - c2[:, :-length]
+    var = np.maximum(s2 - s1 * s1 / length, 0.0).sum(axis=0)
     den = t_norm * np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(den > 1e-6 * max(t_norm, 1e-12), num / den, 0.0)

@@ -30,8 +30,13 @@ import pandas as pd
 from .audio import AUDIO_EXTENSIONS, AudioError, load_audio
 from .indexer import IndexReport, Progress
 from .settings import Settings
+from .store import StoreError
 
 FORMAT_EXT = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "W64": ".w64", "RF64": ".wav"}
+
+
+class Busy(StoreError):
+    """A job of this kind is already running (409 in the REST API)."""
 
 
 class PermissionDenied(Exception):
@@ -47,16 +52,17 @@ class Upload:
 @dataclass
 class Job:
     id: str
+    kind: str = "index"  # index | scan
     state: str = "queued"  # queued | running | done | failed
-    done: int = 0
-    total: int = 0
+    done: float = 0  # files (index) or seconds of the recording (scan)
+    total: float = 0
     current: str = ""
     report: dict | None = None
     error: str | None = None
     started: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("id", "state", "done", "total", "current", "report", "error")}
+        return {k: getattr(self, k) for k in ("id", "kind", "state", "done", "total", "current", "report", "error")}
 
 
 def _safe_stem(name: str) -> str:
@@ -72,6 +78,8 @@ class Service:
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self._map_cache: tuple | None = None
+        self._scanner = None
+        self.excerpt_dir = Path(tempfile.gettempdir()) / f"soundalike-excerpts-{uuid.uuid4().hex[:8]}"
 
     # -- library -------------------------------------------------------------------------------
     @property
@@ -265,28 +273,82 @@ class Service:
             return ext if ext in AUDIO_EXTENSIONS else ".audio"
 
     # -- background jobs (REST API) --------------------------------------------------------------
-    def start_job(self, work: Callable[[Progress], IndexReport]) -> Job:
-        if self.library.indexing or any(j.state in ("queued", "running") for j in self.jobs.values()):
-            from .store import StoreError
-
-            raise StoreError("Another indexing job is running on this library; try again when it finishes.")
-        job = Job(uuid.uuid4().hex)
+    def start_job(self, work: Callable[[Callable], object], kind: str = "index", cleanup: Callable[[], None] | None = None) -> Job:
+        """Run `work(progress)` in a thread; one job of each kind at a time (scans share 2 cores)."""
+        busy = any(j.kind == kind and j.state in ("queued", "running") for j in self.jobs.values())
+        if kind == "index" and (busy or self.library.indexing):
+            raise Busy("Another indexing job is running on this library; try again when it finishes.")
+        if kind == "scan" and busy:
+            raise Busy("A scan is already running on this server; try again when it finishes.")
+        job = Job(uuid.uuid4().hex, kind)
         self.jobs[job.id] = job
 
-        def progress(done: int, total: int, name: str) -> None:
+        def progress(done: float, total: float, name: str = "") -> None:
             job.done, job.total, job.current = done, total, name
 
         def run() -> None:
             job.state = "running"
             try:
-                job.report = work(progress).as_dict()
+                out = work(progress)
+                job.report = out if isinstance(out, dict) else out.as_dict()
                 job.state = "done"
             except Exception as exc:  # reported through the job, never lost
                 job.error = str(exc)
                 job.state = "failed"
+            finally:
+                if cleanup:
+                    cleanup()
 
-        threading.Thread(target=run, name=f"index-{job.id[:8]}", daemon=True).start()
+        threading.Thread(target=run, name=f"{kind}-{job.id[:8]}", daemon=True).start()
         return job
+
+    # -- moments: scan and find ------------------------------------------------------------------
+    @property
+    def scanner(self):
+        """One Scanner per library, so library templates are decoded once across scans."""
+        from .scan import Scanner
+
+        lib = self.library
+        with self._lock:
+            if self._scanner is None or self._scanner.library is not lib:
+                self._scanner = Scanner(lib)
+            return self._scanner
+
+    def check_recording(self, path: Path, name: str) -> float:
+        """Open (and so check) a recording before a scan job is started; returns its duration."""
+        return self.scanner.open(path, name).duration
+
+    def scan(self, path: Path, threshold: float | None = None, name: str | None = None, progress=None):
+        from .scan import DEFAULT_THRESHOLD
+
+        return self.scanner.scan(path, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, name=name, progress=progress)
+
+    def find(self, query: Path, recording: Path, threshold: float | None = None, query_name: str | None = None,
+             recording_name: str | None = None, progress=None):
+        from .scan import DEFAULT_THRESHOLD, find
+
+        return find(query, recording, self.settings, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                    query_name=query_name, recording_name=recording_name, progress=progress)
+
+    def excerpt(self, path: str | Path, start: float, end: float, *, keep: int = 256) -> Path:
+        """A WAV of [start, end] seconds of an audio file, for players that cannot seek by themselves.
+        Written to a temp folder of this process; the oldest beyond `keep` are removed (bounded disk)."""
+        from .recording import Recording
+
+        import soundfile as sf
+
+        rec = Recording(path)
+        key = hashlib.sha256(f"{Path(path).resolve()}|{start:.3f}|{end:.3f}".encode()).hexdigest()[:24]
+        out = self.excerpt_dir / f"{key}.wav"
+        if not out.exists():
+            self.excerpt_dir.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".part")
+            sf.write(str(tmp), rec.read(max(0.0, start), min(rec.duration, end)), rec.rate, format="WAV")
+            tmp.replace(out)
+            old = sorted(self.excerpt_dir.glob("*.wav"), key=lambda p: p.stat().st_mtime)
+            for p in old[:-keep]:
+                p.unlink(missing_ok=True)
+        return out
 
     # -- the library map -----------------------------------------------------------------------
     def library_map(self, query_vector: np.ndarray | None = None) -> pd.DataFrame:

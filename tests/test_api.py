@@ -58,7 +58,7 @@ def test_health_stats_and_openapi(api):
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/search", "/api/audio/{item_id}", "/api/index", "/api/index/sample", "/api/index/{job_id}",
-            "/api/stats", "/api/items/{item_id}", "/api/library", "/api/health"} <= paths
+            "/api/stats", "/api/items/{item_id}", "/api/library", "/api/health", "/api/scan", "/api/scan/{job_id}", "/api/find"} <= paths
     assert {"SearchResponse", "SearchHit", "Stats", "JobStatus", "IndexStarted", "Error"} <= set(spec["components"]["schemas"])
     assert api.get("/docs").status_code == 200
 
@@ -201,3 +201,56 @@ def test_gradio_client_calls_search(api):
     status, table = out[0], out[1]
     assert re.fullmatch(r"Top 3 of 21\d sounds", status), status
     assert table["value"]["data"][0][1] == "hedgewars_Hello"
+
+
+def test_scan_runs_as_a_job_and_reports_detections_with_playable_clips(api, tmp_path):
+    from benchmarks.mixes import build_mix
+
+    mix = tmp_path / "mix.ogg"
+    truth = build_mix(mix, minutes=0.6, clips=3, seed=5)
+    r = api.post("/api/scan", files={"file": ("my gameplay.ogg", mix.read_bytes(), "audio/ogg")})
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["duration"] == pytest.approx(36.0, abs=0.05)
+    job = None
+    for _ in range(600):
+        job = api.get(started["status_url"]).json()
+        if job["state"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    assert job["state"] == "done", job
+    assert job["total"] == pytest.approx(36.0, abs=0.05) and job["done"] == job["total"]
+    result = job["result"]
+    assert result["recording"] == "my gameplay.ogg" and result["model"] == "aisfx"
+    assert [d["name"] for d in result["detections"]] == [i["name"] for i in truth["insertions"]]
+    for d, ins in zip(result["detections"], truth["insertions"]):
+        assert abs(d["start"] - ins["start"]) < 0.3
+        assert api.get(d["audio_url"]).status_code == 200
+
+
+def test_scan_and_find_refuse_bad_input_clearly(api, tmp_path):
+    r = api.post("/api/scan", files={"file": ("notes.ogg", b"this is not audio" * 50, "audio/ogg")})
+    assert r.status_code == 415 and "notes.ogg" in r.json()["detail"]
+    r = api.post("/api/scan", files={"file": ("blip.wav", wav_bytes("tone", 1.0), "audio/wav")})
+    assert r.status_code == 400 and "one analysis window" in r.json()["detail"]
+    r = api.post("/api/scan", files={"file": ("x.wav", wav_bytes("tone", 3.0), "audio/wav")}, data={"threshold": "2"})
+    assert r.status_code == 422
+    assert api.get("/api/scan/" + "0" * 32).status_code == 404
+    silent = io.BytesIO()
+    sf.write(silent, np.zeros(22050 * 5, np.float32), 22050, format="WAV")
+    r = api.post("/api/find", files={"query": ("q.ogg", HELLO.read_bytes(), "audio/ogg"), "recording": ("rec.wav", silent.getvalue(), "audio/wav")})
+    assert r.status_code == 400 and "silent" in r.json()["detail"]
+
+
+def test_find_locates_a_sound_in_a_recording(api, tmp_path):
+    from benchmarks.mixes import build_mix
+
+    mix = tmp_path / "mix.ogg"
+    truth = build_mix(mix, minutes=0.5, clips=2, seed=9)
+    target = truth["insertions"][1]
+    r = api.post("/api/find", files={"query": ("q.ogg", (SAMPLE_DATA / target["file"]).read_bytes(), "audio/ogg"),
+                                      "recording": ("mix.ogg", mix.read_bytes(), "audio/ogg")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == "q.ogg" and len(body["matches"]) == 1
+    assert abs(body["matches"][0]["start"] - target["start"]) < 0.3

@@ -64,3 +64,36 @@ def test_index_then_search_in_the_browser(browser, tmp_path):
         page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
         assert (tmp_path / "search.png").stat().st_size > 10_000
         shutil.copyfile(tmp_path / "search.png", os.environ.get("SOUNDALIKE_SCREENSHOT", str(tmp_path / "copy.png")))
+
+
+def test_scan_tab_marks_the_inserted_sounds_on_a_timeline(browser, tmp_path, sample_settings):
+    from benchmarks.mixes import build_mix
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_settings.data_dir, data)
+    mix = tmp_path / "gameplay.ogg"
+    truth = build_mix(mix, minutes=0.75, clips=4, seed=22)
+    with running_app(data) as url:
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(url)  # not "networkidle": with a full library the map's chart keeps module requests open
+        page.get_by_text("Library: 211 sounds").wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Scan a recording").click()
+        page.locator("#scan-recording input[type=file]").set_input_files(str(mix))
+        page.locator("#scan-recording [data-testid='download-link']").wait_for(state="attached", timeout=30_000)
+        page.locator("#scan-btn").click()
+        page.wait_for_function("() => document.querySelector('#scan-status')?.innerText.includes('found in gameplay.ogg')", timeout=180_000)
+        status = page.locator("#scan-status").inner_text()
+        assert "4 library sounds found" in status, status
+        table = page.locator("#scan-table")
+        table.wait_for(state="visible")
+        text = table.inner_text()
+        assert all(ins["name"] in text for ins in truth["insertions"]), text
+        assert page.locator("#scan-timeline img, #scan-timeline svg, #scan-timeline canvas").count() >= 1
+        assert page.locator("#scan-moment").is_visible() and page.locator("#scan-clip").is_visible()
+        assert "1. The recording at" in page.locator("#scan-moment").inner_text()
+        page.get_by_text(truth["insertions"][2]["name"]).first.click()  # a row: both players load that detection
+        page.wait_for_function("() => document.querySelector('#scan-clip')?.innerText.includes('3. ')", timeout=30_000)
+        assert truth["insertions"][2]["name"] in page.locator("#scan-clip").inner_text()
+        page.screenshot(path=str(tmp_path / "scan.png"), full_page=True)
+        assert (tmp_path / "scan.png").stat().st_size > 10_000
+        shutil.copyfile(tmp_path / "scan.png", os.environ.get("SOUNDALIKE_SCAN_SCREENSHOT", str(tmp_path / "copy-scan.png")))

@@ -24,7 +24,7 @@ def test_index_search_self_first_and_skip_bad_files(settings, sounds):
 
     query = sounds / "chirp" / "chirp_1.wav"
     frame = lib.search(query, 5)
-    assert list(frame.columns) == ["rank", "name", "label", "score", "duration", "path", "id"]
+    assert list(frame.columns) == ["rank", "name", "label", "score", "duration", "start", "end", "path", "id"]
     assert frame.iloc[0]["name"] == "chirp_1" and frame.iloc[0]["score"] > 0.999
     assert frame.iloc[0]["label"] == "chirp"
     assert list(frame["rank"]) == [1, 2, 3, 4, 5]
