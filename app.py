@@ -19,6 +19,7 @@ from search_core.api import create_api  # noqa: E402
 from search_core.audio import AudioError  # noqa: E402
 from search_core.embedders import ModelUnavailable  # noqa: E402
 from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
+from search_core.timeline import clock  # noqa: E402
 from search_core.service import PermissionDenied, Service  # noqa: E402
 from search_core.settings import Settings  # noqa: E402
 from search_core.store import StoreError  # noqa: E402
@@ -31,12 +32,6 @@ CSS = """
 #header h1 { margin-bottom: 0; }
 """
 USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
-
-
-def clock(seconds: float, decimals: int = 0) -> str:
-    """m:ss (or m:ss.s) for people."""
-    m, sec = divmod(max(0.0, float(seconds)), 60)
-    return f"{int(m)}:{sec:0{3 + decimals if decimals else 2}.{decimals}f}"
 
 
 class Handlers:
@@ -53,6 +48,8 @@ class Handlers:
             lib = self.service.library
         except ModelUnavailable as exc:
             return f"# Soundalike\n**The model could not be loaded:** {exc}"
+        except StoreError as exc:
+            return f"# Soundalike\n**The library cannot be opened:** {exc}"
         stats = lib.stats()
         note = f" · _{stats['model_note']}_" if stats["model_note"] else ""
         return (
@@ -71,7 +68,7 @@ class Handlers:
     def refresh(self):
         try:
             empty = self.service.library.count() == 0
-        except ModelUnavailable:
+        except (ModelUnavailable, StoreError):
             return self.header_md(), gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame()
         return self.header_md(), gr.update(visible=empty), gr.update(choices=self.categories()), self.library_table()
 
@@ -217,7 +214,7 @@ class Handlers:
         """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
         try:
             self.service.library
-        except ModelUnavailable:
+        except (ModelUnavailable, StoreError):
             empty = pd.DataFrame(columns=["x", "y", "label", "name", "id"])
             return empty, empty[["name", "label", "id"]]
         frame = self.service.library_map(query_vector)
@@ -330,7 +327,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = Service(settings or Settings.from_env())
     try:
         service.library  # load the model and open the store before serving the first request
-    except ModelUnavailable as exc:  # keep serving: the UI says why, the API answers 503
+    except (ModelUnavailable, StoreError) as exc:  # keep serving: the UI says why, the API answers 503
         print(f"warning: {exc}", flush=True)
     app = create_api(service)
     demo = build_ui(service)
@@ -363,6 +360,8 @@ def main() -> None:
         what = f"model {service.library.model}, {service.library.count()} sounds"
     except ModelUnavailable:
         what = "no model loaded"
+    except StoreError:
+        what = "the library cannot be opened (see the warning above)"
     print(f"Soundalike: {what}. UI http://{host}:{port}/  API docs http://{host}:{port}/docs", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

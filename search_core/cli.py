@@ -136,8 +136,9 @@ def cmd_find(args) -> int:
 
 
 def _clock(seconds: float) -> str:
-    minutes, sec = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):d}:{sec:06.3f}"
+    from .timeline import clock
+
+    return clock(seconds, 3)
 
 
 def cmd_stats(args) -> int:

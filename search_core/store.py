@@ -240,8 +240,10 @@ class Store:
 
     @classmethod
     def close_all(cls) -> None:
-        """Close every shared client (tests, shutdown)."""
+        """Close every shared client and stop this process's Milvus Lite servers, so their files
+        are free for other processes (tests, shutdown, a benchmark handing a library to the CLI)."""
         with cls._clients_lock:
+            lite = {key.split("|", 1)[0] for key in cls._clients if is_lite_uri(key.split("|", 1)[0])}
             for client in cls._clients.values():
                 try:
                     client.close()
@@ -249,6 +251,11 @@ class Store:
                     pass
             cls._clients.clear()
             cls._mirrors.clear()
+        if lite:
+            from milvus_lite.server_manager import server_manager_instance
+
+            for uri in lite:
+                server_manager_instance.release_server(uri)
 
     # -- schema ---------------------------------------------------------------------------------
     def ensure(self) -> None:

@@ -40,9 +40,12 @@ def envelope(rec: Recording, points: int = 2000) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(times), np.concatenate(levels)
 
 
-def _clock(seconds: float, _pos=None) -> str:
-    m, s = divmod(max(0.0, float(seconds)), 60)
-    return f"{int(m)}:{int(s):02d}"
+def clock(seconds: float, decimals: int = 0) -> str:
+    """m:ss, or m:ss.s with decimals, for people (CLI, app, plot axes)."""
+    m, sec = divmod(max(0.0, float(seconds)), 60)
+    if decimals:
+        return f"{int(m)}:{sec:0{3 + decimals}.{decimals}f}"
+    return f"{int(m)}:{int(sec):02d}"
 
 
 def timeline_figure(rec: Recording, marks: list[Mark], title: str):
@@ -72,7 +75,7 @@ def timeline_figure(rec: Recording, marks: list[Mark], title: str):
     ax.set_xlim(0, rec.duration)
     ax.set_ylim(-80, 4)
     ax.set_ylabel("level (dBFS)")
-    ax.xaxis.set_major_formatter(FuncFormatter(_clock))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock(x)))
     ax.set_title(title, fontsize=10, loc="left")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -147,3 +147,56 @@ def test_topk_change_without_a_sound_does_nothing(sample_handlers):
     assert len(out) == 2 + K_MAX + 2 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
     out = sample_handlers.research(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 7, ANY, None)
     assert out[0] == "Top 7 of 211 sounds"
+
+
+def test_long_search_hits_play_the_part_that_matched(sample_handlers):
+    """A long library file (10 s of rain) found by a 2.4 s piece of its middle plays that part."""
+    from search_core.audio import load_audio
+
+    rain = SAMPLE_DATA / "ambience_nature" / "supertux_rain.ogg"
+    clip = load_audio(rain, 44100)
+    piece = sample_handlers.service.settings.data_dir.parent / "rain_piece.wav"
+    sf.write(piece, clip.samples[int(5.0 * 44100) : int(7.4 * 44100)], 44100)
+    out = sample_handlers.search(str(piece), 3, ANY, None)
+    first = out[2]
+    assert first["label"].startswith("1. supertux_rain — ambience_nature") and " of 0:10" in first["label"]
+    assert first["value"] != str(rain) and sf.info(first["value"]).duration == pytest.approx(2.4, abs=0.05)
+
+
+def test_scan_and_find_in_the_app(sample_handlers, tmp_path):
+    from benchmarks.mixes import build_mix
+
+    mix = tmp_path / "mix.ogg"
+    truth = build_mix(mix, minutes=0.5, clips=3, seed=31)
+    status, fig, table, moments, moment, clip = sample_handlers.scan(str(mix), 0.85, None, progress=lambda *a, **k: None)
+    assert status.startswith("**3 library sounds** found in mix.ogg (0:30)")
+    assert list(table["value"]["sound"]) == [i["name"] for i in truth["insertions"]]
+    assert fig.axes and len(moments) == 3
+    assert moment["visible"] and sf.info(moment["value"]).duration == pytest.approx(moments[0]["end"] - moments[0]["start"] + 0.4, abs=0.05)
+    assert clip["value"].endswith(truth["insertions"][0]["file"].split("/")[-1])
+    query = SAMPLE_DATA / truth["insertions"][1]["file"]
+    status, fig, table, moments, moment, clip = sample_handlers.scan(str(mix), 0.85, str(query), progress=lambda *a, **k: None)
+    assert status.startswith(f"**{query.stem}** occurs 1 time in mix.ogg")
+    assert abs(moments[0]["start"] - truth["insertions"][1]["start"]) < 0.3 and clip["value"] == str(query)
+    with pytest.raises(gr.Error, match="at least 2.4 s"):
+        sample_handlers.scan(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 0.85, None, progress=lambda *a, **k: None)
+    with pytest.raises(gr.Error, match="Upload or record a recording first"):
+        sample_handlers.scan(None, 0.85, None)
+
+
+def test_a_library_of_the_older_schema_is_explained_in_the_app(settings):
+    from pymilvus import DataType, MilvusClient
+
+    settings.data_dir.mkdir(parents=True)
+    c = MilvusClient(settings.uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=80)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=512)
+    index = c.prepare_index_params()
+    index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
+    c.create_collection("library__aisfx", schema=schema, index_params=index, properties={"soundalike.model": "aisfx", "soundalike.dim": "512"})
+    c.close()
+    h = Handlers(Service(settings))
+    header = h.header_md()
+    assert "The library cannot be opened" in header and "Re-index it" in header and "drop --yes" in header
+    assert h.refresh()[1]["visible"] is False  # no crash, no empty-library banner
