@@ -197,8 +197,9 @@ class Scanner:
         # Windows to embed: the model's regular windows, plus one per sound event cut to the event,
         # so that a short sound is embedded as the library embeds a short file (not drowned in a
         # window of background).
-        windows = [(s, e) for s, e in spans]
-        windows += [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        events = [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        windows = list(spans) + events
+        result.events += len(events)
         pieces, kept = [], []
         for s, e in windows:
             a = max(0, int(round((s - block.offset) * emb.sample_rate)))
@@ -218,7 +219,6 @@ class Scanner:
                 for r in rows[: CANDIDATES_PER_WINDOW if w in regular else CANDIDATES_PER_EVENT]:
                     proposals.setdefault((r.file_id, r.start, r.end), []).append(w)
                     result.candidates += 1
-        result.events += len(kept) - len(spans)
         missing = [f for f, _, _ in proposals if f not in meta]
         for row in lib.store.get(list(dict.fromkeys(missing))):
             meta[row["id"]] = row
