@@ -58,6 +58,21 @@ def write_sounds(folder: Path, kinds=("tone", "noise", "chirp", "clicks"), per_k
     return paths
 
 
+def create_schema1_collection(uri: str, collection: str, model: str, dim: int) -> None:
+    """A collection as Soundalike's first schema made it (one vector per file, no schema property)."""
+    from pymilvus import DataType, MilvusClient
+
+    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    c = MilvusClient(uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=80)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+    index = c.prepare_index_params()
+    index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
+    c.create_collection(collection, schema=schema, index_params=index, properties={"soundalike.model": model, "soundalike.dim": str(dim)})
+    c.close()
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Offline settings on a fresh Milvus Lite file, with the bundled aisfx model."""

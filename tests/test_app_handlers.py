@@ -185,17 +185,9 @@ def test_scan_and_find_in_the_app(sample_handlers, tmp_path):
 
 
 def test_a_library_of_the_older_schema_is_explained_in_the_app(settings):
-    from pymilvus import DataType, MilvusClient
+    from .conftest import create_schema1_collection
 
-    settings.data_dir.mkdir(parents=True)
-    c = MilvusClient(settings.uri)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=80)
-    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=512)
-    index = c.prepare_index_params()
-    index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
-    c.create_collection("library__aisfx", schema=schema, index_params=index, properties={"soundalike.model": "aisfx", "soundalike.dim": "512"})
-    c.close()
+    create_schema1_collection(settings.uri, "library__aisfx", "aisfx", 512)
     h = Handlers(Service(settings))
     header = h.header_md()
     assert "The library cannot be opened" in header and "Re-index it" in header and "drop --yes" in header

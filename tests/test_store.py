@@ -188,17 +188,10 @@ def test_mirror_and_milvus_agree_on_segments(tmp_path):
 
 
 def test_a_library_of_the_older_schema_gets_a_clear_message(tmp_path):
-    from pymilvus import DataType, MilvusClient
+    from .conftest import create_schema1_collection
 
     uri = str(tmp_path / "old.db")
-    c = MilvusClient(uri)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=80)
-    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=8)
-    index = c.prepare_index_params()
-    index.add_index("embedding", index_type="FLAT", metric_type="COSINE")
-    c.create_collection("lib__m", schema=schema, index_params=index, properties={"soundalike.model": "m", "soundalike.dim": "8"})
-    c.close()
+    create_schema1_collection(uri, "lib__m", "m", 8)
     with pytest.raises(StoreError, match=r"older Soundalike \(schema 1.*Re-index it.*drop --yes"):
         Store(uri, "lib__m", "m", 8)
     assert Store.drop_collection(uri, "lib__m") == 0
