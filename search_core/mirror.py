@@ -95,6 +95,11 @@ class VectorMirror:
                 self._spans[row] = span
                 self._alive[row] = True
 
+    def upsert_rows(self, rows: Sequence[dict]) -> None:
+        """Rows as Milvus holds them (id, file_id, seg_start, seg_end, embedding)."""
+        self.upsert([r["id"] for r in rows], np.asarray([r["embedding"] for r in rows], np.float32),
+                    [r["file_id"] for r in rows], np.asarray([(r["seg_start"], r["seg_end"]) for r in rows], np.float32))
+
     def delete(self, ids: Iterable[str]) -> None:
         """Rows by row id."""
         with self._lock:

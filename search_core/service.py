@@ -337,10 +337,10 @@ class Service:
 
         import soundfile as sf
 
-        rec = Recording(path)
         key = hashlib.sha256(f"{Path(path).resolve()}|{start:.3f}|{end:.3f}".encode()).hexdigest()[:24]
         out = self.excerpt_dir / f"{key}.wav"
         if not out.exists():
+            rec = Recording(path)
             self.excerpt_dir.mkdir(parents=True, exist_ok=True)
             tmp = out.with_suffix(".part")
             sf.write(str(tmp), rec.read(max(0.0, start), min(rec.duration, end)), rec.rate, format="WAV")

@@ -36,7 +36,6 @@ ID_MAX = 80
 PATH_MAX = 2048
 TEXT_MAX = 512
 FILE_FIELDS = ["file_id", "path", "name", "label", "duration", "sample_rate", "indexed_at"]
-SEGMENT_FIELDS = ["seg", "seg_start", "seg_end"]
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each reconnect-and-retry
 
 # Lite's server runs in this process on loopback: pings detect nothing there and only provoke
@@ -375,8 +374,7 @@ class Store:
                 self._call("upsert", self.collection, rows[start : start + 512])
             mirror = self._mirrors.get(self._mirror_key)
             if mirror is not None:
-                mirror.upsert([x["id"] for x in rows], np.asarray([x["embedding"] for x in rows], np.float32),
-                              [x["file_id"] for x in rows], np.asarray([(x["seg_start"], x["seg_end"]) for x in rows], np.float32))
+                mirror.upsert_rows(rows)
         return len(records)
 
     def _segment_ids(self, file_ids: Sequence[str]) -> list[str]:
@@ -423,18 +421,13 @@ class Store:
             if mirror is None:
                 mirror = VectorMirror(self.dim)
                 rows: list[dict] = []
-
-                def flush() -> None:
-                    mirror.upsert([r["id"] for r in rows], np.asarray([r["embedding"] for r in rows], np.float32),
-                                  [r["file_id"] for r in rows], np.asarray([(r["seg_start"], r["seg_end"]) for r in rows], np.float32))
-                    rows.clear()
-
                 for row in self.iterate(("id", "file_id", "seg_start", "seg_end", "embedding"), batch=2000, files_only=False):
                     rows.append(row)
                     if len(rows) >= 10000:
-                        flush()
+                        mirror.upsert_rows(rows)
+                        rows.clear()
                 if rows:
-                    flush()
+                    mirror.upsert_rows(rows)
                 self._mirrors[self._mirror_key] = mirror
             return mirror
 
@@ -475,11 +468,6 @@ class Store:
                     row["segments"] = len(segs)
                 out.append(row)
         return out
-
-    def segments(self, file_id: str) -> list[dict]:
-        """Every segment of one file: seg, seg_start, seg_end, embedding (ordered)."""
-        rows = self._call("query", self.collection, filter=_in("file_id", [file_id]), output_fields=["seg", "seg_start", "seg_end", "embedding"])
-        return sorted((dict(r) for r in rows), key=lambda r: r["seg"])
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         return {r["id"] for r in self.get(list(ids))}
