@@ -106,7 +106,8 @@ def bench_latency(models, durations, runs, workdir: Path, library_clips: int) ->
     rows = []
     for model in models:
         service = Service(settings_for(model, workdir, f"lat_{model}"))
-        files = sorted(SAMPLE.rglob("*.ogg"))[:: max(1, 211 // library_clips)][:library_clips]
+        all_files = sorted(SAMPLE.rglob("*.ogg"))
+        files = all_files[:: max(1, len(all_files) // library_clips)][:library_clips]
         service.library.index(files)
         emb = service.library.embedder
         for seconds in durations:

@@ -90,7 +90,7 @@ SOURCES: list[tuple[str, str, list[str]]] = [
         "lightning.ogg", "petrified.ogg",
     ]),
     ("magic", "hedgewars-data", ["warp.ogg", "invulnerable.ogg"]),
-    ("magic", "supertux-data", ["warp.wav", "invincible_start.ogg"]),
+    ("magic", "supertux-data", ["invincible_start.ogg"]),  # warp.wav: the same recording as hedgewars warp.ogg
     ("jump_bounce", "supertux-data", ["jump.wav", "bigjump.wav", "trampoline.wav", "hop.ogg", "flip.wav", "iceblock_bump.wav"]),
     ("jump_bounce", "frozen-bubble-data", ["rebound.ogg", "launch.ogg"]),
     ("pickup", "supertux-data", ["coin.wav", "coin2.ogg", "lifeup.wav", "upgrade.wav", "grow.wav", "fire-flower.wav"]),
@@ -102,9 +102,9 @@ SOURCES: list[tuple[str, str, list[str]]] = [
     ("water", "supertux-data", ["splash.wav", "splash.ogg", "waterfall.wav"]),
     ("water", "pingus-data", ["splash.wav"]),
     ("water", "wesnoth-1.16-data", ["water-blast.wav"]),
-    ("ui_click", "wesnoth-1.16-data", ["button.wav", "checkbox.wav", "select.wav", "slider.wav", "expand.wav", "contract.wav"]),
+    ("ui_click", "wesnoth-1.16-data", ["button.wav", "checkbox.wav", "slider.wav", "contract.wav"]),  # select = button, expand = contract (dupes)
     ("ui_click", "marsshooter-data", ["interface/click.wav", "interface/tab.wav", "interface/check.wav"]),
-    ("ui_click", "frozen-bubble-data", ["menu_change.ogg", "menu_selected.ogg", "cancel.ogg"]),
+    ("ui_click", "frozen-bubble-data", ["menu_selected.ogg", "cancel.ogg"]),  # menu_change.ogg = rebound.ogg (dupes)
     ("ui_click", "lincity-ng-data", ["Click.wav", "WindowOpen.wav", "WindowClose.wav"]),
     ("vehicle_engine", "lincity-ng-data", ["RailTrain1.wav", "RailTrain2.wav", "RailTrain3.wav", "TraficHigh1.wav", "TraficHigh2.wav", "TraficHigh3.wav", "Rocket1.wav", "Rocket2.wav", "RocketTakeoff1.wav"]),
     ("vehicle_engine", "hedgewars-data", ["plane.ogg", "rcplane.ogg"]),

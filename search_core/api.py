@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -33,10 +33,46 @@ class SearchHit(BaseModel):
     audio_url: str | None = Field(description="GET this to play the clip; null when the file is not served")
 
 
+class SuggestedLabel(BaseModel):
+    label: str
+    confidence: float = Field(description="the label's share of the similarity-weighted vote of the nearest labelled sounds, 0-1")
+    votes: int = Field(description="neighbours with this label")
+    neighbours: int = Field(description="labelled neighbours that voted")
+
+
 class SearchResponse(BaseModel):
     model: str
     collection: str
+    suggested_label: SuggestedLabel | None = Field(None, description="the category the nearest sounds suggest; null when they are unlabelled or split")
     results: list[SearchHit]
+
+
+class DupeItem(BaseModel):
+    id: str
+    name: str
+    label: str
+    duration: float
+    sample_rate: int
+    path: str | None = Field(None, description="the file on the server (left out on a public demo)")
+    audio_url: str | None
+
+
+class DupeGroup(BaseModel):
+    score: float = Field(description="the weakest pair's waveform correlation in the group, 0-1")
+    items: list[DupeItem] = Field(description="the suggested keeper first (lossless, highest rate, longest, oldest)")
+
+
+class DupesResponse(BaseModel):
+    model: str
+    collection: str
+    threshold: float
+    files: int
+    groups: list[DupeGroup]
+
+
+class CopiesDeleted(BaseModel):
+    deleted: int
+    names: list[str]
 
 
 class Stats(BaseModel):
@@ -219,16 +255,50 @@ def create_api(service: Service) -> FastAPI:
             if path.stat().st_size == 0:
                 raise HTTPException(400, f"{name}: file is empty (0 bytes)")
             try:
-                frame = service.search(path, top_k, label or None, max_duration)
+                result = service.similar(path, top_k, label or None, max_duration)
             except AudioError as exc:
                 raise AudioError(name, exc.reason) from None
+        return search_response(request, result)
+
+    def search_response(request: Request, result) -> SearchResponse:
         lib = service.library
         hits = [
             SearchHit(rank=int(r.rank), name=r.name, label=r.label, score=float(r.score), duration=float(r.duration),
                       start=float(r.start), end=float(r.end), id=r.id, audio_url=audio_url(request, r.id, r.path))
-            for r in frame.itertuples()
+            for r in result.frame.itertuples()
         ]
-        return SearchResponse(model=lib.model, collection=lib.collection, results=hits)
+        sug = result.suggestion
+        return SearchResponse(model=lib.model, collection=lib.collection, results=hits,
+                              suggested_label=SuggestedLabel(**sug.as_dict()) if sug else None)
+
+    @router.get("/items/{item_id}/similar", response_model=SearchResponse, responses={400: {"model": Error}, 404: {"model": Error}, 503: {"model": Error}},
+                summary="More like this: the library items nearest to a stored item (its stored vector; nothing is re-embedded)")
+    def similar(request: Request, item_id: str, top_k: Annotated[int, Query(ge=1, le=100)] = 5) -> SearchResponse:
+        try:
+            result = service.similar_by_id(item_id, top_k)
+        except KeyError:
+            raise HTTPException(404, "no item with that id") from None
+        return search_response(request, result)
+
+    @router.get("/dupes", response_model=DupesResponse, responses={400: {"model": Error}, 503: {"model": Error}},
+                summary="Groups of library files that are the same sound in different versions (re-encoded, resampled, trimmed, ...)")
+    def dupes(request: Request, threshold: Annotated[float | None, Query(gt=0, le=1)] = None) -> DupesResponse:
+        result = service.dupes(threshold)
+        lib = service.library
+        groups = [
+            DupeGroup(score=round(g.score, 4), items=[
+                DupeItem(id=it["id"], name=it["name"], label=it["label"], duration=float(it["duration"]), sample_rate=int(it["sample_rate"] or 0),
+                         path=None if settings.public else it["path"], audio_url=audio_url(request, it["id"], it["path"]))
+                for it in g.items])
+            for g in result.groups
+        ]
+        return DupesResponse(model=lib.model, collection=lib.collection, threshold=result.threshold, files=result.files, groups=groups)
+
+    @router.delete("/dupes/copies", response_model=CopiesDeleted, responses={401: {"model": Error}, 403: {"model": Error}},
+                   summary="Delete every copy but the suggested keeper of each duplicate group (operator only)")
+    def delete_copies(threshold: Annotated[float | None, Query(gt=0, le=1)] = None, token: str | None = Depends(bearer)) -> CopiesDeleted:
+        n, names = service.delete_copies(threshold, token)
+        return CopiesDeleted(deleted=n, names=names)
 
     @router.get("/audio/{item_id}", name="audio", responses={404: {"model": Error}}, response_class=FileResponse,
                 summary="Stream a library clip by its id")

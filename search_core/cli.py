@@ -1,4 +1,4 @@
-"""Command line: `python -m search_core index|search|scan|find|stats|delete|drop|eval`."""
+"""Command line: `python -m search_core index|search|scan|find|dupes|stats|delete|drop|eval`."""
 from __future__ import annotations
 
 import argparse
@@ -62,20 +62,63 @@ def cmd_index(args) -> int:
 
 def cmd_search(args) -> int:
     lib = _library(args)
-    frame = lib.search(args.file, args.top_k, label=args.label, max_duration=args.max_duration)
+    if args.id:
+        if args.file:
+            raise ValueError("give a FILE or --id, not both")
+        result = lib.similar_by_id(args.id, args.top_k)
+    elif args.file:
+        result = lib.similar(args.file, args.top_k, label=args.label, max_duration=args.max_duration)
+    else:
+        raise ValueError("give a FILE to search with, or --id ID of a library item (more like this)")
+    sug = result.suggestion
     if args.json:
-        results = [
-            {"rank": int(r.rank), "name": r.name, "label": r.label, "score": float(r.score), "duration": float(r.duration),
-             "start": float(r.start), "end": float(r.end), "path": r.path}
-            for r in frame.itertuples()
-        ]
-        print(json.dumps({"model": lib.model, "collection": lib.collection, "results": results}))
+        print(json.dumps({"model": lib.model, "collection": lib.collection, "query_id": args.id,
+                          "suggested_label": sug.as_dict() if sug else None, "results": result.results()}))
     else:
         print(f"model: {lib.model}  collection: {lib.collection}")
-        if frame.empty:
-            print("no results: the library is empty (index some sounds first)")
+        if sug:
+            print(f"{sug.describe()} (confidence {sug.confidence:.2f})")
+        if result.frame.empty:
+            print("no results: the library is empty (index some sounds first)" if lib.count() == 0 else "no results")
         else:
-            print(frame.drop(columns=["id"]).to_string(index=False))
+            print(result.frame.drop(columns=["path"]).to_string(index=False))
+    return 0
+
+
+def cmd_dupes(args) -> int:
+    from .dupes import find_dupes
+
+    lib = _library(args)
+    bar, update = _progress_bar("comparing")
+    try:
+        result = find_dupes(lib, args.threshold, progress=lambda done, total, _: update(done, total, "candidate pairs"))
+    finally:
+        bar.close()
+    deleted: list[str] = []
+    if args.delete_copies:
+        ids = [i for g in result.groups for i in g.extra_ids]
+        if ids:
+            lib.delete(ids)
+        deleted = [it["name"] for g in result.groups for it in g.items[1:]]
+    if args.json:
+        out = result.as_dict(lib.model, lib.collection)
+        if args.delete_copies:
+            out["deleted"] = deleted
+        print(json.dumps(out))
+    else:
+        print(f"model: {lib.model}  collection: {lib.collection}  threshold: {result.threshold}")
+        if not result.groups:
+            print(f"no near-duplicates among {result.files} files")
+        for n, g in enumerate(result.groups, 1):
+            print(f"group {n} (score {g.score:.2f}):")
+            for k, it in enumerate(g.items):
+                keep = "keep " if k == 0 else "copy "
+                print(f"  {keep}{it['name']}  ({it['label']}, {float(it['duration']):.2f} s, {it['sample_rate']} Hz)  {it['id']}")
+        print(f"{len(result.groups)} groups among {result.files} files; {result.candidates} candidate pairs compared in {result.seconds:.1f} s")
+        if args.delete_copies:
+            print(f"deleted {len(deleted)} copies (kept the first of each group)" + (": " + ", ".join(deleted) if deleted else ""))
+    if result.unreadable:
+        print(f"warning: {len(result.unreadable)} files could not be read to compare them: " + ", ".join(result.unreadable[:5]), file=sys.stderr)
     return 0
 
 
@@ -204,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_index)
 
-    sp = sub.add_parser("search", help="find the sounds most similar to FILE")
-    sp.add_argument("file")
+    sp = sub.add_parser("search", help="find the sounds most similar to FILE (or to a library item: --id)")
+    sp.add_argument("file", nargs="?")
+    sp.add_argument("--id", help="more like this: search with this library item's stored vector (no FILE)")
     sp.add_argument("--top-k", type=int, default=5)
     sp.add_argument("--label", help="only results with this label")
     sp.add_argument("--max-duration", type=float, help="only results at most this many seconds long")
@@ -227,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"correlation a match needs (default {DEFAULT_THRESHOLD})")
     sp.add_argument("--json", action="store_true", help="print one JSON object")
     sp.set_defaults(func=cmd_find)
+
+    from .dupes import DEFAULT_THRESHOLD as DUPES_THRESHOLD
+
+    sp = sub.add_parser("dupes", help="groups of library files that are the same sound in different versions")
+    sp.add_argument("--threshold", type=float, default=DUPES_THRESHOLD,
+                    help=f"waveform correlation two copies need, 0-1 (default {DUPES_THRESHOLD})")
+    sp.add_argument("--delete-copies", action="store_true", help="delete every copy but the first (kept) file of each group")
+    common(sp)
+    sp.set_defaults(func=cmd_dupes)
 
     sp = sub.add_parser("stats", help="model, collection, count and per-label counts")
     common(sp)
@@ -257,5 +310,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (AudioError, ModelUnavailable, StoreError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 1

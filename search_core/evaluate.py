@@ -2,6 +2,8 @@
 
 Every clip is indexed into a throw-away Milvus Lite file, then each one is used as the query;
 the query itself is dropped from its results and same-label hits count as relevant.
+`knn_accuracy`: how often the category suggestion (the vote of the query's 5 nearest others) is
+the clip's own label; no suggestion (a split vote) counts as wrong.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .embedders import MODEL_NAMES, ModelUnavailable
+from .labels import suggest_label
 from .settings import Settings
 
 KS = (1, 5, 10)
@@ -57,15 +60,23 @@ def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool 
         labels = list(meta["label"])
         pos = {id_: i for i, id_ in enumerate(ids)}
         rankings = []
+        predicted = []
         start = time.perf_counter()
         for i, id_ in enumerate(ids):
             hits = lib.store.search(vectors[i], len(ids) - 1, exclude_ids=[id_])
             rankings.append([pos[h.id] for h in hits])
+            # the category suggestion, from the others only (leave-one-out)
+            sug = suggest_label([h.label for h in hits], [h.score for h in hits])
+            predicted.append(sug.label if sug else None)
         search_s = time.perf_counter() - start
         from .store import Store
 
         Store.close_all()
     result = score_rankings(labels, rankings)
+    correct = [p == lab for p, lab in zip(predicted, labels)]
+    result["overall"]["knn_accuracy"] = round(float(np.mean(correct)), 4) if correct else float("nan")
+    result["knn_accuracy"] = result["overall"]["knn_accuracy"]
+    result["suggested"] = round(float(np.mean([p is not None for p in predicted])), 4) if predicted else float("nan")
     result.update(
         model=model,
         clips=len(ids),

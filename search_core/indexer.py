@@ -30,6 +30,8 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     seconds: float = 0.0
+    stored: list[tuple[str, str]] = field(default_factory=list)  # (file id, label) of added/updated files
+    suggestions: list[dict] = field(default_factory=list)  # {id, name, suggested_label} for unlabelled files
 
     def as_dict(self) -> dict:
         return {
@@ -38,6 +40,7 @@ class IndexReport:
             "unchanged": len(self.unchanged),
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "seconds": round(self.seconds, 2),
+            "suggestions": self.suggestions,
         }
 
     def summary(self) -> str:
@@ -49,6 +52,10 @@ class IndexReport:
             text += f"\n  failed: {name}: {reason}"
         if len(self.failed) > 20:
             text += f"\n  ... and {len(self.failed) - 20} more failures"
+        for s in self.suggestions[:20]:
+            sug = s["suggested_label"]
+            text += f"\n  {s['name']}: no label; " + (
+                f"sounds like {sug['label']} ({sug['votes']} of {sug['neighbours']} neighbours)" if sug else "no suggestion (its neighbours disagree or are unlabelled)")
         return text
 
 
@@ -217,6 +224,7 @@ class Indexer:
                     Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans)
                 )
                 (report.updated if item.replaces else report.added).append(str(item.path))
+                report.stored.append((item.id, item.label))
                 if item.replaces:
                     replaced.append((item, item.replaces))
             batch.clear()

@@ -15,9 +15,13 @@ import pandas as pd
 
 from .embedders import get_embedder
 from .indexer import Indexer, IndexReport, Progress
-from .search import Query, load_query, search_vector
+from .labels import NEIGHBOURS, Suggestion, is_labelled, suggest_label
+from .search import Query, SearchResult, load_query, search_vector
 from .settings import Settings
 from .store import Store, StoreError, collection_name
+
+
+SUGGEST_MAX = 500  # unlabelled files of one indexing run that get a suggestion in its report
 
 
 class Library:
@@ -45,9 +49,18 @@ class Library:
         if not self._index_lock.acquire(blocking=False):
             raise StoreError("Another indexing job is running on this library; try again when it finishes.")
         try:
-            return Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress, names=names)
+            report = Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress, names=names)
+            self._suggest_for_unlabelled(report)
+            return report
         finally:
             self._index_lock.release()
+
+    def _suggest_for_unlabelled(self, report: IndexReport) -> None:
+        """Files stored without a label get the category their labelled neighbours suggest."""
+        ids = [fid for fid, label in report.stored if not is_labelled(label)][:SUGGEST_MAX]
+        for row in self.store.get(ids, with_vectors=True):
+            s = self.suggest(row["embedding"], exclude_ids=[row["id"]])
+            report.suggestions.append({"id": row["id"], "name": row["name"], "suggested_label": s.as_dict() if s else None})
 
     @property
     def indexing(self) -> bool:
@@ -69,11 +82,27 @@ class Library:
     def search(self, query: Query, top_k: int = 5, *, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:
         return search_vector(self.store, self.embed_query(query), top_k, label=label, max_duration=max_duration)
 
-    def similar_by_id(self, item_id: str, top_k: int = 5) -> pd.DataFrame:
+    def similar(self, query: Query, top_k: int = 5, *, label: str | None = None, max_duration: float | None = None) -> SearchResult:
+        """Results with the suggested category (which ignores the filters: it is about the sound)."""
+        return self.similar_by_vector(self.embed_query(query), top_k, label=label, max_duration=max_duration)
+
+    def similar_by_vector(self, vector: np.ndarray, top_k: int = 5, *, label: str | None = None,
+                          max_duration: float | None = None, exclude_ids: Sequence[str] = ()) -> SearchResult:
+        frame = search_vector(self.store, vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids)
+        return SearchResult(frame, self.suggest(vector, exclude_ids=exclude_ids), np.asarray(vector, dtype=np.float32))
+
+    def similar_by_id(self, item_id: str, top_k: int = 5) -> SearchResult:
+        """"More like this": the item's stored vector (the mean of its segments) searches; the
+        model is not run. The item itself is left out. KeyError for an unknown id."""
         rows = self.store.get([item_id], with_vectors=True)
         if not rows:
-            raise KeyError(item_id)
-        return search_vector(self.store, np.asarray(rows[0]["embedding"], dtype=np.float32), top_k, exclude_ids=[item_id])
+            raise KeyError(f"no item with id {item_id!r} in this library")
+        return self.similar_by_vector(np.asarray(rows[0]["embedding"], dtype=np.float32), top_k, exclude_ids=[item_id])
+
+    def suggest(self, vector: np.ndarray, *, exclude_ids: Sequence[str] = ()) -> Suggestion | None:
+        """The category the nearest labelled sounds vote for (None: no labels, or too split)."""
+        hits = self.store.search(vector, 3 * NEIGHBOURS, exclude_ids=exclude_ids)
+        return suggest_label([h.label for h in hits], [h.score for h in hits])
 
     def get(self, item_id: str) -> dict | None:
         rows = self.store.get([item_id])

@@ -1,6 +1,7 @@
 """Query in -> embedding -> nearest neighbours -> a pandas DataFrame of results."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -9,11 +10,30 @@ import pandas as pd
 
 from .audio import Clip, load_audio, prepare
 from .embedders.base import Embedder
+from .labels import Suggestion
 from .store import Hit, Store
 
 # A file path, or (sample_rate, samples) as microphones and Gradio's numpy audio give it.
 Query = Union[str, Path, tuple]
 RESULT_COLUMNS = ["rank", "name", "label", "score", "duration", "start", "end", "path", "id"]
+
+
+@dataclass
+class SearchResult:
+    """Ranked results, the category the query's neighbours suggest, and the query's vector (the
+    map draws it; "more like this" reuses a stored one)."""
+
+    frame: pd.DataFrame  # RESULT_COLUMNS
+    suggestion: Suggestion | None
+    vector: np.ndarray
+
+    def results(self) -> list[dict]:
+        """The JSON contract's `results` (the CLI's and the REST API's)."""
+        return [
+            {"rank": int(r.rank), "id": r.id, "name": r.name, "label": r.label, "score": float(r.score),
+             "duration": float(r.duration), "start": float(r.start), "end": float(r.end), "path": r.path}
+            for r in self.frame.itertuples()
+        ]
 
 
 def load_query(query: Query, embedder: Embedder, settings) -> Clip:

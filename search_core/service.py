@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from .dupes import DupesResult
 from .indexer import IndexReport, Progress
+from .search import SearchResult
 from .settings import Settings
 from .store import StoreError
 
@@ -78,6 +80,8 @@ class Service:
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self._map_cache: tuple | None = None
+        self._dupes_cache: tuple | None = None
+        self._dupes_lock = threading.Lock()
         self._scanner = None
         self.excerpt_dir = Path(tempfile.gettempdir()) / f"soundalike-excerpts-{uuid.uuid4().hex[:8]}"
 
@@ -153,24 +157,59 @@ class Service:
 
     # -- operations ----------------------------------------------------------------------------
     def search(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:
-        return self.search_with_vector(query, top_k, label, max_duration)[0]
+        return self.similar(query, top_k, label, max_duration).frame
 
-    def search_with_vector(
-        self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None
-    ) -> tuple[pd.DataFrame, np.ndarray]:
-        """Results and the query's embedding (the map draws it)."""
+    @staticmethod
+    def _check_top_k(top_k) -> int:
         top_k = int(top_k)
         if not 1 <= top_k <= 100:
             raise ValueError("top_k must be between 1 and 100")
+        return top_k
+
+    def similar(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> SearchResult:
+        """Results, the suggested category and the query's embedding (the map draws it)."""
+        top_k = self._check_top_k(top_k)
         if max_duration is not None and not (max_duration > 0):
             max_duration = None
         label = label or None
         if label is not None and len(label) > 512:
             raise ValueError("label is too long")
-        from .search import search_vector
+        return self.library.similar(query, top_k, label=label, max_duration=max_duration)
 
-        vector = self.library.embed_query(query)
-        return search_vector(self.library.store, vector, top_k, label=label, max_duration=max_duration), vector
+    def similar_by_id(self, item_id: str, top_k: int = 5) -> SearchResult:
+        """"More like this" from a stored item (KeyError when the id is unknown)."""
+        top_k = self._check_top_k(top_k)
+        if not re.fullmatch(r"[0-9a-f]{64}", item_id or ""):
+            raise KeyError(f"no item with id {str(item_id)[:80]!r} in this library")
+        return self.library.similar_by_id(item_id, top_k)
+
+    def dupes(self, threshold: float | None = None, progress: Callable | None = None) -> DupesResult:
+        """Near-duplicate groups; cached per library state and threshold (the library tab and the
+        REST API ask again without paying again)."""
+        from .dupes import DEFAULT_THRESHOLD, find_dupes
+
+        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("threshold must be in (0, 1]")
+        key = (self.library.count(), self.library.store.count_segments(), threshold)
+        with self._dupes_lock:  # one comparison at a time; a caller that waited gets its result
+            cached = self._dupes_cache
+            if cached and cached[0] == key:
+                return cached[1]
+            result = find_dupes(self.library, threshold, progress=progress)
+            self._dupes_cache = (key, result)
+            return result
+
+    def delete_copies(self, threshold: float | None = None, token: str | None = None) -> tuple[int, list[str]]:
+        """Deletes every copy but the suggested keeper of each duplicate group (operator only).
+        Returns (files deleted, their names)."""
+        self.require_destroy(token)
+        result = self.dupes(threshold)
+        ids = [i for g in result.groups for i in g.extra_ids]
+        names = [it["name"] for g in result.groups for it in g.items[1:]]
+        n = self.library.delete(ids) if ids else 0
+        self._changed()
+        return n, names
 
     def index_sample(self, progress: Progress | None = None) -> IndexReport:
         return self._indexed(self.library.index([self.sample_dir], progress=progress))
@@ -181,17 +220,22 @@ class Service:
         return self._indexed(self.library.index([u.stored for u in uploads], default_label=label, progress=progress, names=names))
 
     def _indexed(self, report: IndexReport) -> IndexReport:
-        self._map_cache = None
+        self._changed()
         return report
+
+    def _changed(self) -> None:
+        """The library changed: cached views of it (map, duplicates) are stale."""
+        self._map_cache = None
+        self._dupes_cache = None
 
     def delete(self, item_id: str, token: str | None = None) -> int:
         self.require_destroy(token)
-        self._map_cache = None
+        self._changed()
         return self.library.delete([item_id])
 
     def clear(self, token: str | None = None) -> None:
         self.require_destroy(token)
-        self._map_cache = None
+        self._changed()
         self.library.clear()
 
     def stats(self) -> dict:

@@ -52,9 +52,9 @@ def wait_job(client, status_url: str) -> dict:
 
 
 def test_health_stats_and_openapi(api):
-    assert api.get("/api/health").json() == {"status": "ok", "model": "aisfx", "count": 211}
+    assert api.get("/api/health").json() == {"status": "ok", "model": "aisfx", "count": 207}
     stats = api.get("/api/stats").json()
-    assert stats["count"] == 211 and stats["labels"]["voice"] == 21 and stats["dim"] == 512
+    assert stats["count"] == 207 and stats["labels"]["voice"] == 21 and stats["dim"] == 512
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/search", "/api/audio/{item_id}", "/api/index", "/api/index/sample", "/api/index/{job_id}",
@@ -153,7 +153,7 @@ def test_index_uploads_in_background_and_progress(api):
     assert api.get("/api/stats").json()["labels"]["api-upload"] == 2
     r = api.post("/api/index/sample")
     job = wait_job(api, r.json()["status_url"])
-    assert job["report"]["unchanged"] == 211 and job["report"]["added"] == 0
+    assert job["report"]["unchanged"] == 207 and job["report"]["added"] == 0
 
 
 def test_destructive_endpoints_refused_without_operator(api):
@@ -175,7 +175,7 @@ def test_operator_token_and_public_mode(library_copy):
         assert c.delete(f"/api/items/{item}").status_code == 401
         assert c.delete(f"/api/items/{item}", headers={"Authorization": "Bearer t0ken"}).json() == {"deleted": 1}
         assert c.delete("/api/items/" + "f" * 64, headers={"Authorization": "Bearer t0ken"}).status_code == 404
-        assert c.delete("/api/library", headers={"Authorization": "Bearer t0ken"}).json()["deleted"] == 211
+        assert c.delete("/api/library", headers={"Authorization": "Bearer t0ken"}).json()["deleted"] == 207
         assert c.get("/api/stats").json()["count"] == 0
     with running_app(library_copy(), SOUNDALIKE_PUBLIC="1") as url, httpx.Client(base_url=url, timeout=120) as c:
         r = c.post("/api/index", files={"files": ("a.wav", wav_bytes())})

@@ -78,7 +78,7 @@ def test_scan_tab_marks_the_inserted_sounds_on_a_timeline(browser, tmp_path, sam
     with running_app(data) as url:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)  # not "networkidle": see the test above
-        page.get_by_text("Library: 211 sounds").wait_for(timeout=60_000)
+        page.get_by_text("Library: 207 sounds").wait_for(timeout=60_000)
         page.get_by_role("tab", name="Scan a recording").click()
         page.locator("#scan-recording input[type=file]").set_input_files(str(mix))
         page.locator("#scan-recording [data-testid='download-link']").wait_for(state="attached", timeout=30_000)

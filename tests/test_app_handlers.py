@@ -32,13 +32,13 @@ def test_search_returns_k_players_table_and_map(sample_handlers):
     query = SAMPLE_DATA / "magic" / "wesnoth_magic-holy-1.ogg"
     out = sample_handlers.search(str(query), 4, ANY, None)
     status, table, players, scatter, map_table = out[0], out[1], out[2 : 2 + K_MAX], out[-2], out[-1]
-    assert status == "Top 4 of 211 sounds"
+    assert status == "Top 4 of 207 sounds"
     assert table["value"]["rank"].tolist() == [1, 2, 3, 4] and table["visible"]
     assert players[0]["label"] == "1. wesnoth_magic-holy-1 — magic — 1.00"
     assert players[0]["value"] == str(query) and all(p["visible"] for p in players[:4])
     assert not any(p["visible"] for p in players[4:])
     assert (scatter["label"] == "★ your query").sum() == 1 and len(scatter) == 212
-    assert len(map_table) == 211
+    assert len(map_table) == 207
 
 
 def test_search_filters_by_category_and_duration(sample_handlers):
@@ -67,7 +67,7 @@ def test_search_errors_are_messages(sample_handlers, empty_handlers, tmp_path):
     with pytest.raises(gr.Error, match="index the sample set first"):
         empty_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 5, ANY, None)
     # the app keeps serving afterwards
-    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0] == "Top 1 of 211 sounds"
+    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0] == "Top 1 of 207 sounds"
 
 
 def test_header_and_empty_banner(empty_handlers):
@@ -124,7 +124,7 @@ def test_delete_and_clear_need_the_operator(settings, sounds):
 
 def test_map_row_plays_only_library_files(sample_handlers):
     frame, table = sample_handlers.map_data()
-    assert len(frame) == 211 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    assert len(frame) == 207 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
 
     class Evt:
         index = (3, 0)
@@ -146,7 +146,7 @@ def test_topk_change_without_a_sound_does_nothing(sample_handlers):
     out = sample_handlers.research(None, 7, ANY, None)
     assert len(out) == 2 + K_MAX + 2 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
     out = sample_handlers.research(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 7, ANY, None)
-    assert out[0] == "Top 7 of 211 sounds"
+    assert out[0] == "Top 7 of 207 sounds"
 
 
 def test_long_search_hits_play_the_part_that_matched(sample_handlers):
