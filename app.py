@@ -18,6 +18,7 @@ from fastapi import FastAPI  # noqa: E402
 from search_core.api import create_api  # noqa: E402
 from search_core.audio import AudioError  # noqa: E402
 from search_core.embedders import ModelUnavailable  # noqa: E402
+from search_core.dupes import DEFAULT_THRESHOLD as DUPES_THRESHOLD  # noqa: E402
 from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
 from search_core.timeline import clock  # noqa: E402
 from search_core.service import PermissionDenied, Service  # noqa: E402
@@ -29,6 +30,8 @@ ANY = "(any category)"
 EXAMPLES = ["explosion/chromium_exploBig.ogg", "voice/hedgewars_Hello.ogg", "magic/wesnoth_magic-holy-1.ogg", "water/hedgewars_splash.ogg", "ui_click/wesnoth_button.ogg"]
 CSS = """
 .result-player { margin-bottom: 4px !important; }
+.dupe-group { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin: 6px 0; }
+.dupe-group audio { height: 28px; vertical-align: middle; }
 #header h1 { margin-bottom: 0; }
 """
 USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
@@ -80,27 +83,68 @@ class Handlers:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
         try:
-            frame, vector = self.service.search_with_vector(audio_path, int(top_k), label, max_duration or None)
+            result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
-        players = []
+        status = f"Top {len(result.frame)} of {count} sounds" if len(result.frame) else "No sound matches these filters."
+        return self.show_results(result, status)
+
+    def more_like_this(self, ids, i: int, top_k):
+        """A result's own stored vector searches again (the model does not run)."""
+        if not ids or i >= len(ids):
+            raise gr.Error("Search first, then pick a result.")
+        try:
+            result = self.service.similar_by_id(ids[i], int(top_k))
+            item = self.service.library.get(ids[i])
+        except (KeyError, *USER_ERRORS) as exc:
+            raise gr.Error("That sound is no longer in the library." if isinstance(exc, KeyError) else str(exc)) from None
+        return self.show_results(result, f"More like **{item['name']}** ({item['label']}): top {len(result.frame)}")
+
+    def show_results(self, result, status: str):
+        """Status (with the suggested category), the table, the 20 result slots, the map and the ids."""
+        frame = result.frame
+        if result.suggestion:
+            status += f" · **{result.suggestion.describe()}**"
+        slots, players = [], []
         for row in frame.itertuples():
             path = self.service.playable(row.path)
             title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
             if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
                 path = self.service.excerpt(path, row.start, row.end)
                 title += f" · {clock(row.start)}–{clock(row.end)} of {clock(row.duration)}"
-            players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)", visible=True))
-        players += [gr.update(value=None, visible=False)] * (K_MAX - len(players))
+            slots.append(gr.update(visible=True))
+            players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)"))
+        slots += [gr.update(visible=False)] * (K_MAX - len(slots))
+        players += [gr.update(value=None)] * (K_MAX - len(players))
         table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
-        status = f"Top {len(frame)} of {count} sounds" if len(frame) else "No sound matches these filters."
-        return [status, gr.update(value=table, visible=len(frame) > 0), *players, *self.map_data(vector)]
+        return [status, gr.update(value=table, visible=len(frame) > 0), *slots, *players, *self.map_data(result.vector), list(frame["id"])]
 
     def research(self, audio_path, top_k, category, max_duration):
         """Re-run the search when top-K changes, but only once there is a sound to search with."""
         if not audio_path or self.service.library.count() == 0:
-            return [gr.skip()] * (2 + K_MAX + 2)
+            return [gr.skip()] * (2 + 2 * K_MAX + 3)
         return self.search(audio_path, top_k, category, max_duration)
+
+    # -- duplicates --------------------------------------------------------------------------------
+    def find_dupes(self, threshold, progress=gr.Progress()):
+        """The groups as HTML (a player per file, streamed by id from the REST API) and a summary."""
+        def step(done, total, _):
+            if total:
+                progress((done, total), desc="Comparing candidate pairs", unit="pairs")
+
+        try:
+            result = self.service.dupes(float(threshold), progress=step)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        return dupes_html(result)
+
+    def delete_copies(self, threshold, token):
+        try:
+            n, names = self.service.delete_copies(float(threshold), token or None)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+        text = f"Deleted {n} extra cop{'y' if n == 1 else 'ies'} (kept the first of each group)" + (": " + ", ".join(names) if names else ".")
+        return (text, *self.refresh(), *self.map_data(), dupes_html(self.service.dupes(float(threshold))))
 
     def index_sample(self, progress=gr.Progress()):
         def step(done, total, name):
@@ -222,6 +266,26 @@ class Handlers:
 
 
 
+def dupes_html(result) -> str:
+    """Each group as a card: its score, then one row per file with a player; the keeper first."""
+    from html import escape
+
+    if not result.groups:
+        return f"<p id='dupes-summary'>No near-duplicates among {result.files} sounds (threshold {result.threshold:.2f}).</p>"
+    parts = [f"<p id='dupes-summary'><b>{len(result.groups)} group{'s' * (len(result.groups) != 1)} of near-duplicates</b> among "
+             f"{result.files} sounds (threshold {result.threshold:.2f}; compared in {result.seconds:.1f} s). "
+             "The first of each group is the one to keep (lossless, highest sample rate, indexed first, shortest name).</p>"]
+    for n, g in enumerate(result.groups, 1):
+        rows = "".join(
+            f"<li>{'<b>keep</b>' if k == 0 else 'copy'} · {escape(it['name'])} — {escape(it['label'])} · "
+            f"{float(it['duration']):.2f} s · {int(it['sample_rate'] or 0)} Hz "
+            f"<audio controls preload='none' src='api/audio/{escape(it['id'])}'></audio></li>"
+            for k, it in enumerate(g.items)
+        )
+        parts.append(f"<div class='dupe-group'><b>Group {n}</b> · similarity {g.score:.2f}<ul>{rows}</ul></div>")
+    return "".join(parts)
+
+
 def build_ui(service: Service) -> gr.Blocks:
     settings = service.settings
     admin_ui = bool(settings.admin or settings.admin_token)
@@ -248,10 +312,13 @@ def build_ui(service: Service) -> gr.Blocks:
                             gr.Examples(examples=[[e] for e in examples], inputs=[query], label="Try a game sound")
                     with gr.Column(scale=3):
                         status = gr.Markdown(elem_id="status")
-                        players = [
-                            gr.Audio(visible=False, interactive=False, buttons=["download"], elem_classes=["result-player"], elem_id=f"result-{i}")
-                            for i in range(K_MAX)
-                        ]
+                        slots, players, more_btns = [], [], []
+                        for i in range(K_MAX):
+                            with gr.Group(visible=False, elem_id=f"slot-{i}") as slot:
+                                players.append(gr.Audio(interactive=False, buttons=["download"], elem_classes=["result-player"], elem_id=f"result-{i}"))
+                                more_btns.append(gr.Button("More like this", size="sm", elem_id=f"more-{i}"))
+                            slots.append(slot)
+                        result_ids = gr.State([])
                         results = gr.Dataframe(visible=False, interactive=False, label="Results", elem_id="results-table")
             with gr.Tab("Scan a recording", id="scan"):
                 gr.Markdown("Find the library's sounds inside a long recording (a gameplay video's audio, a trailer, a stream), "
@@ -285,10 +352,18 @@ def build_ui(service: Service) -> gr.Blocks:
                     gr.Markdown("_Adding files is disabled on this public demo._")
                 report = gr.Textbox(label="Indexing report", lines=6, elem_id="index-report")
                 lib_table = gr.Dataframe(label="Library by category", interactive=False)
+                gr.Markdown("### Duplicates\nThe same sound in different versions (re-encoded, resampled, trimmed, padded, louder or quieter). "
+                            "Different takes of a similar sound are not duplicates.")
+                with gr.Row():
+                    dupes_threshold = gr.Slider(0.5, 0.99, value=DUPES_THRESHOLD, step=0.01, label="How alike copies must be",
+                                                info=f"{DUPES_THRESHOLD}: copies score 0.9-1.0, different takes under 0.7")
+                    dupes_btn = gr.Button("Find near-duplicates", elem_id="dupes-btn")
+                dupes_out = gr.HTML(elem_id="dupes")
                 with gr.Accordion("Operator: delete and clear", open=False, visible=admin_ui):
                     delete_id = gr.Textbox(label="Item id to delete (see the results table of the REST API or `python -m search_core`)")
                     with gr.Row():
                         delete_btn = gr.Button("Delete item", variant="stop")
+                        copies_btn = gr.Button("Delete the extra copies of every duplicate group", variant="stop", elem_id="delete-copies-btn")
                         clear_btn = gr.Button("Clear the whole library", variant="stop")
             with gr.Tab("Library map", id="map"):
                 gr.Markdown("Every sound of the library, placed by similarity (PCA of the embeddings). Your last query is the ★. Click a row to play it.")
@@ -303,12 +378,18 @@ def build_ui(service: Service) -> gr.Blocks:
         refresh_outputs = [header, empty_banner, category, lib_table]
         index_outputs = [report, *refresh_outputs, scatter, map_table]
         search_inputs = [query, top_k, category, max_duration]
-        search_outputs = [status, results, *players, scatter, map_table]
+        search_outputs = [status, results, *slots, *players, scatter, map_table, result_ids]
         demo.load(h.refresh, outputs=refresh_outputs, api_visibility="private")
         demo.load(lambda: h.map_data(), outputs=[scatter, map_table], api_visibility="private")
         search_btn.click(h.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
         query.stop_recording(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
         top_k.release(h.research, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        for i, btn in enumerate(more_btns):
+            btn.click(lambda ids, k, i=i: h.more_like_this(ids, i, k), [result_ids, top_k], search_outputs,
+                      api_visibility="private", concurrency_id="search")
+        dupes_btn.click(h.find_dupes, [dupes_threshold], [dupes_out], api_name="dupes", concurrency_limit=1, concurrency_id="dupes")
+        copies_btn.click(h.delete_copies, [dupes_threshold, token], [report, *refresh_outputs, scatter, map_table, dupes_out],
+                         api_name="delete_copies", concurrency_limit=1, concurrency_id="index")
         sample_btn.click(h.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
         banner_btn.click(h.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
         upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")

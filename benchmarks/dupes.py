@@ -27,35 +27,49 @@ from .mixes import REPO, SAMPLE, sample_clips, write_ogg
 THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
-def altered_copies(out: Path, clips: int = 40, seed: int = 7, folder: Path = SAMPLE) -> dict[str, list[str]]:
-    """Writes the copies under `out`; returns {original stem: [copy stems]}."""
+ALTERATIONS = ("quieter", "trimmed_noisy", "padded_22k")
+
+
+def alter(y: np.ndarray, rate: int, kind: str, rng: np.random.Generator, trim_end: bool = False) -> tuple[np.ndarray, int]:
+    """One altered version of mono audio: (samples, rate), to be written as OGG Vorbis."""
     import librosa
 
+    if kind == "quieter":  # -6 dB
+        out, sr = y * 10 ** (-6 / 20), rate
+    elif kind == "trimmed_noisy":  # 150 ms cut off (start or end), white noise at 20 dB SNR
+        trim = int(0.15 * rate)
+        out = y[:-trim] if trim_end else y[trim:]
+        rms = float(np.sqrt(np.mean(out**2))) + 1e-12
+        out, sr = out + rng.normal(size=len(out)).astype(np.float32) * rms * 10 ** (-20 / 20), rate
+    elif kind == "padded_22k":  # 0.3 s of silence first, resampled to 22.05 kHz
+        out = librosa.resample(np.concatenate([np.zeros(int(0.3 * rate), np.float32), y]), orig_sr=rate, target_sr=22050)
+        sr = 22050
+    else:
+        raise ValueError(kind)
+    peak = float(np.max(np.abs(out)))
+    return (out * 0.99 / peak if peak > 0.99 else out).astype(np.float32), sr
+
+
+def write_copies(path: Path, label_dir: Path, rng: np.random.Generator, trim_end: bool = False) -> list[str]:
+    """The three altered copies of one file, as OGG Vorbis in `label_dir`; returns their stems."""
+    y, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    y = y.mean(axis=1)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for kind in ALTERATIONS:
+        data, sr = alter(y, rate, kind, rng, trim_end)
+        name = f"{path.stem}__{kind}"
+        write_ogg(label_dir / f"{name}.ogg", data, sr)
+        names.append(name)
+    return names
+
+
+def altered_copies(out: Path, clips: int = 40, seed: int = 7, folder: Path = SAMPLE) -> dict[str, list[str]]:
+    """Writes the copies under `out`; returns {original stem: [copy stems]}."""
     rng = np.random.default_rng(seed)
     pool = [(p, lab) for p, lab in sample_clips(folder) if sf.info(str(p)).duration >= 0.5]
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(clips, len(pool)), replace=False))]
-    out.mkdir(parents=True, exist_ok=True)
-    copies: dict[str, list[str]] = {}
-    for k, (path, label) in enumerate(chosen):
-        y, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        y = y.mean(axis=1)
-        trim = int(0.15 * rate)
-        noisy = y[trim:] if k % 2 == 0 else y[:-trim]
-        rms = float(np.sqrt(np.mean(noisy**2))) + 1e-12
-        noisy = noisy + rng.normal(size=len(noisy)).astype(np.float32) * rms * 10 ** (-20 / 20)
-        padded = np.concatenate([np.zeros(int(0.3 * rate), np.float32), y])
-        padded = librosa.resample(padded, orig_sr=rate, target_sr=22050)
-        names = []
-        for suffix, data, sr in (("quieter", y * 10 ** (-6 / 20), rate), ("trimmed_noisy", noisy, rate), ("padded_22k", padded, 22050)):
-            peak = float(np.max(np.abs(data)))
-            if peak > 0.99:
-                data = data * 0.99 / peak
-            (out / label).mkdir(exist_ok=True)
-            name = f"{path.stem}__{suffix}"
-            write_ogg(out / label / f"{name}.ogg", data.astype(np.float32), sr)
-            names.append(name)
-        copies[path.stem] = names
-    return copies
+    return {path.stem: write_copies(path, out / label, rng, trim_end=k % 2 == 1) for k, (path, label) in enumerate(chosen)}
 
 
 def truth_pairs(copies: dict[str, list[str]], same: dict[str, set[str]]) -> set[frozenset]:

@@ -171,10 +171,11 @@ def complete_linkage(n: int, edges: dict[tuple[int, int], float], threshold: flo
 
 
 def keeper_order(item: dict) -> tuple:
-    """The copy to keep comes first: lossless, then the highest sample rate, the longest, the
-    earliest indexed."""
-    return (Path(item.get("path", "")).suffix.lower() not in LOSSLESS, -int(item.get("sample_rate") or 0),
-            -float(item.get("duration") or 0), item.get("indexed_at") or 0, item.get("name", ""))
+    """The copy to keep comes first: lossless, then the highest sample rate, the earliest indexed,
+    the shortest name (copies tend to be "x (1)", "x_copy", "x_final2")."""
+    name = str(item.get("name", ""))
+    return (Path(str(item.get("path", ""))).suffix.lower() not in LOSSLESS, -int(item.get("sample_rate") or 0),
+            round(float(item.get("indexed_at") or 0)), len(name), name)
 
 
 @dataclass

@@ -15,6 +15,12 @@ from search_core.service import Service
 from .conftest import SAMPLE_DATA, synth
 
 
+def parts(out: list) -> dict:
+    """The search outputs by name: status, table, the 20 slots and their players, map, result ids."""
+    return {"status": out[0], "table": out[1], "slots": out[2 : 2 + K_MAX], "players": out[2 + K_MAX : 2 + 2 * K_MAX],
+            "scatter": out[-3], "map_table": out[-2], "ids": out[-1]}
+
+
 @pytest.fixture
 def sample_handlers(sample_settings, tmp_path):
     """Handlers over a copy of the pre-indexed sample library (read-mostly tests)."""
@@ -30,15 +36,15 @@ def empty_handlers(settings):
 
 def test_search_returns_k_players_table_and_map(sample_handlers):
     query = SAMPLE_DATA / "magic" / "wesnoth_magic-holy-1.ogg"
-    out = sample_handlers.search(str(query), 4, ANY, None)
-    status, table, players, scatter, map_table = out[0], out[1], out[2 : 2 + K_MAX], out[-2], out[-1]
-    assert status == "Top 4 of 207 sounds"
-    assert table["value"]["rank"].tolist() == [1, 2, 3, 4] and table["visible"]
+    out = parts(sample_handlers.search(str(query), 4, ANY, None))
+    players, scatter = out["players"], out["scatter"]
+    assert out["status"].startswith("Top 4 of 207 sounds · **Sounds like: magic — ")
+    assert out["table"]["value"]["rank"].tolist() == [1, 2, 3, 4] and out["table"]["visible"]
     assert players[0]["label"] == "1. wesnoth_magic-holy-1 — magic — 1.00"
-    assert players[0]["value"] == str(query) and all(p["visible"] for p in players[:4])
-    assert not any(p["visible"] for p in players[4:])
-    assert (scatter["label"] == "★ your query").sum() == 1 and len(scatter) == 212
-    assert len(map_table) == 207
+    assert players[0]["value"] == str(query) and all(s["visible"] for s in out["slots"][:4])
+    assert not any(s["visible"] for s in out["slots"][4:])
+    assert (scatter["label"] == "★ your query").sum() == 1 and len(scatter) == 208
+    assert len(out["map_table"]) == 207 and len(out["ids"]) == 4
 
 
 def test_search_filters_by_category_and_duration(sample_handlers):
@@ -67,7 +73,7 @@ def test_search_errors_are_messages(sample_handlers, empty_handlers, tmp_path):
     with pytest.raises(gr.Error, match="index the sample set first"):
         empty_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 5, ANY, None)
     # the app keeps serving afterwards
-    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0] == "Top 1 of 207 sounds"
+    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0].startswith("Top 1 of 207 sounds")
 
 
 def test_header_and_empty_banner(empty_handlers):
@@ -144,9 +150,9 @@ def test_only_media_roots_are_playable(sample_handlers, tmp_path):
 
 def test_topk_change_without_a_sound_does_nothing(sample_handlers):
     out = sample_handlers.research(None, 7, ANY, None)
-    assert len(out) == 2 + K_MAX + 2 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
+    assert len(out) == 2 + 2 * K_MAX + 3 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
     out = sample_handlers.research(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 7, ANY, None)
-    assert out[0] == "Top 7 of 207 sounds"
+    assert out[0].startswith("Top 7 of 207 sounds")
 
 
 def test_long_search_hits_play_the_part_that_matched(sample_handlers):
@@ -157,8 +163,7 @@ def test_long_search_hits_play_the_part_that_matched(sample_handlers):
     clip = load_audio(rain, 44100)
     piece = sample_handlers.service.settings.data_dir.parent / "rain_piece.wav"
     sf.write(piece, clip.samples[int(5.0 * 44100) : int(7.4 * 44100)], 44100)
-    out = sample_handlers.search(str(piece), 3, ANY, None)
-    first = out[2]
+    first = parts(sample_handlers.search(str(piece), 3, ANY, None))["players"][0]
     assert first["label"].startswith("1. supertux_rain — ambience_nature") and " of 0:10" in first["label"]
     assert first["value"] != str(rain) and sf.info(first["value"]).duration == pytest.approx(2.4, abs=0.05)
 

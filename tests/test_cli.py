@@ -19,11 +19,21 @@ def test_index_then_search_json_returns_the_query_first(tmp_path, sounds):
     r = run(["search", str(sounds / "clicks" / "clicks_2.wav"), "--top-k", "3", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)  # exactly one JSON object on stdout
-    assert set(out) == {"model", "collection", "results"} and out["model"] == "aisfx"
+    assert set(out) == {"model", "collection", "query_id", "suggested_label", "results"} and out["model"] == "aisfx"
     first = out["results"][0]
-    assert set(first) == {"rank", "name", "label", "score", "duration", "start", "end", "path"}
+    assert set(first) == {"rank", "id", "name", "label", "score", "duration", "start", "end", "path"}
     assert first["name"] == "clicks_2" and first["rank"] == 1 and first["score"] > 0.999
     assert len(out["results"]) == 3
+    assert out["suggested_label"]["label"] == "clicks" and 0 < out["suggested_label"]["confidence"] <= 1
+
+    # more like this: the same contract, from a stored item, the item itself left out
+    r = run(["search", "--id", first["id"], "--top-k", "2", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    more = json.loads(r.stdout)
+    assert set(more) == set(out) and more["query_id"] == first["id"] and len(more["results"]) == 2
+    assert first["id"] not in {h["id"] for h in more["results"]} and more["results"][0]["label"] == "clicks"
+    r = run(["search", "--id", "f" * 64], tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: no item with id '{'f' * 64}' in this library"
 
     r = run(["stats", "--json"], tmp_path)
     assert json.loads(r.stdout)["count"] == 12
@@ -71,3 +81,4 @@ def test_eval_compares_models_on_a_labelled_folder(tmp_path):
         for v in m["overall"].values():
             assert 0.0 <= v <= 1.0
         assert m["overall"]["p@1"] > 1 / 3  # better than chance on 3 balanced classes
+        assert m["knn_accuracy"] == m["overall"]["knn_accuracy"] and m["knn_accuracy"] > 1 / 3

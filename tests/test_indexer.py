@@ -77,16 +77,6 @@ def test_labels_from_manifest_else_folder_name(tmp_path):
     assert {i.label for i in items} == {"mine"}
 
 
-def test_similar_by_id_excludes_itself(settings, sounds):
-    lib = Library(settings)
-    lib.index([sounds])
-    item = lib.search(sounds / "noise" / "noise_0.wav", 1).iloc[0]
-    frame = lib.similar_by_id(item["id"], 3)
-    assert item["id"] not in set(frame["id"]) and len(frame) == 3
-    with pytest.raises(KeyError):
-        lib.similar_by_id("0" * 64)
-
-
 def test_stats_items_vectors_and_clear(settings, sounds):
     lib = Library(settings)
     lib.index([sounds])

@@ -1,0 +1,163 @@
+"""Library tools on real audio and Milvus Lite: near-duplicates, more like this, category suggestions."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from benchmarks.dupes import write_copies
+from search_core.dupes import DEFAULT_THRESHOLD, complete_linkage, find_dupes, pair_score
+from search_core.labels import suggest_label
+from search_core.library import Library
+from search_core.store import Store
+
+from .conftest import SAMPLE_DATA, synth
+from .test_cli import run
+
+ORIGINALS = ["pain_grunt/wesnoth_human-hit-1.ogg", "bow_arrow/wesnoth_bow.ogg", "explosion/chromium_exploBig.ogg"]
+# other takes of the same kinds of sound: alike, but not copies (human-hit-2/4 are the closest pair
+# of different recordings in the bundle)
+OTHER_TAKES = ["pain_grunt/wesnoth_human-hit-2.ogg", "pain_grunt/wesnoth_human-hit-4.ogg", "bow_arrow/wesnoth_bow-puny.ogg",
+               "bow_arrow/wesnoth_bow-puny-fire.ogg", "explosion/hedgewars_explosion.ogg", "explosion/chromium_exploPop.ogg"]
+
+
+@pytest.fixture(scope="module")
+def dupes_data(tmp_path_factory):
+    """Three clips, three altered OGG copies of each (-6 dB; trimmed 150 ms + noise; padded and
+    resampled to 22.05 kHz), and six other takes of the same categories; indexed with aisfx."""
+    root = tmp_path_factory.mktemp("dupes")
+    lib_dir = root / "sounds"
+    rng = np.random.default_rng(3)
+    families = {}
+    for k, rel in enumerate(ORIGINALS):
+        src = SAMPLE_DATA / rel
+        (lib_dir / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, lib_dir / rel)
+        families[src.stem] = {src.stem, *write_copies(src, lib_dir / src.parent.name, rng, trim_end=k % 2 == 1)}
+    for rel in OTHER_TAKES:
+        shutil.copy(SAMPLE_DATA / rel, lib_dir / rel)
+    from search_core.settings import Settings
+
+    settings = Settings(data_dir=root / "data", model="aisfx", allow_download=False)
+    report = Library(settings).index([lib_dir])
+    assert report.failed == [] and len(report.added) == 3 * 4 + len(OTHER_TAKES)
+    Store.close_all()
+    return settings, families, root
+
+
+def test_altered_copies_are_grouped_with_their_original_and_other_takes_are_not(dupes_data):
+    settings, families, _ = dupes_data
+    result = find_dupes(Library(settings))
+    groups = [{it["name"] for it in g.items} for g in result.groups]
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, families.values()))
+    for g in result.groups:
+        assert g.score >= DEFAULT_THRESHOLD
+        # the keeper is the original (the sample set's 44.1 kHz file, not a copy)
+        assert "__" not in g.items[0]["name"]
+    # the precise stage ran on candidates only, not on every pair of the 18 files
+    assert 0 < result.candidates <= 18 * 17 // 2 and result.files == 18
+
+
+def test_dupes_cli_json_contract_and_deleting_copies(dupes_data, tmp_path):
+    settings, families, root = dupes_data
+    shutil.copytree(settings.data_dir, tmp_path / "data")  # where `run` points the CLI
+    r = run(["dupes", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"model", "collection", "threshold", "groups"} <= set(out) and out["threshold"] == DEFAULT_THRESHOLD
+    assert len(out["groups"]) == 3
+    for g in out["groups"]:
+        assert {"score", "items"} <= set(g) and len(g["items"]) == 4
+        assert all({"id", "name", "label", "path", "duration"} <= set(it) for it in g["items"])
+    r = run(["dupes", "--delete-copies"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "deleted 9 copies" in r.stdout and "wesnoth_bow__quieter" in r.stdout
+    r = run(["stats", "--json"], tmp_path)
+    assert json.loads(r.stdout)["count"] == 18 - 9
+    assert json.loads(run(["dupes", "--json"], tmp_path).stdout)["groups"] == []
+
+
+def test_one_file_or_silence_gives_no_groups(settings, tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg", one)
+    sf.write(one / "silence_a.wav", np.zeros(22050, np.float32), 22050)
+    lib = Library(settings)
+    lib.index([one / "hedgewars_Hello.ogg"])
+    assert find_dupes(lib).groups == []
+    # two silent files are not duplicates of each other (nor is silence of anything)
+    sf.write(one / "silence_b.wav", np.zeros(33075, np.float32), 22050)
+    lib.index([one])
+    assert find_dupes(lib).groups == []
+
+
+def test_pair_score_is_gain_and_offset_invariant_and_separates_different_sounds():
+    rate = 11025
+    a = synth("chirp", 1.0, rate, seed=1)
+    shifted = np.concatenate([np.zeros(1234, np.float32), 0.2 * a])
+    assert pair_score(a, shifted) == pytest.approx(1.0, abs=1e-6)
+    assert pair_score(a, a[: int(0.9 * len(a))]) > 0.99  # trimmed: correlated over the overlap
+    assert pair_score(a, synth("chirp", 1.0, rate, seed=3)) < 0.5
+    assert pair_score(a, a[: len(a) // 3]) == 0.0  # a third of it is not a copy (too little overlap)
+
+
+def test_groups_need_every_pair_to_match_so_chains_do_not_merge():
+    # A~B and B~C are strong, A~C is not: B joins one of them, never all three
+    scores = {(0, 1): 0.95, (1, 2): 0.93, (0, 2): 0.3, (3, 4): 0.85}
+    groups = complete_linkage(5, dict(scores), 0.8, lambda i, j: scores.get((i, j), 0.0))
+    assert sorted(sorted(m) for m, _ in groups) == [[0, 1], [3, 4]]
+    assert dict((tuple(sorted(m)), w) for m, w in groups)[(0, 1)] == 0.95
+
+
+def test_more_like_this_uses_the_stored_vector_not_the_model(settings, sounds, monkeypatch):
+    lib = Library(settings)
+    lib.index([sounds])
+    item = lib.search(sounds / "noise" / "noise_0.wav", 1).iloc[0]
+
+    def no_model(*_a, **_k):
+        raise AssertionError("the model was called")
+
+    monkeypatch.setattr(lib.embedder, "embed", no_model)  # the embedder is shared: monkeypatch puts it back
+    monkeypatch.setattr(lib.embedder, "embed_one", no_model)
+    result = lib.similar_by_id(item["id"], 3)
+    assert item["id"] not in set(result.frame["id"]) and len(result.frame) == 3
+    assert result.frame.iloc[0]["label"] == "noise"
+    with pytest.raises(KeyError):
+        lib.similar_by_id("0" * 64)
+
+
+def test_suggestion_is_right_for_clear_queries_and_less_sure_for_ambiguous_ones(settings, tmp_path):
+    folder = tmp_path / "two"
+    for kind in ("tone", "noise"):
+        (folder / kind).mkdir(parents=True)
+        for seed in range(6):
+            sf.write(folder / kind / f"{kind}_{seed}.wav", synth(kind, 2.0, seed=seed), 22050)
+    lib = Library(settings)
+    lib.index([folder])
+    clear = lib.similar((22050, synth("tone", 2.0, seed=9)), 3).suggestion
+    assert clear.label == "tone" and clear.confidence > 0.9 and clear.votes == 5
+    noisy = lib.similar((22050, synth("noise", 2.0, seed=9)), 3).suggestion
+    assert noisy.label == "noise" and noisy.confidence > 0.9
+    # from a tone to noise: the vote flips, and where it flips it is split (less sure, or no suggestion)
+    tone, noise = synth("tone", 2.0, seed=9), synth("noise", 2.0, seed=9)
+    sweep = [lib.similar((22050, tone + w * noise), 3).suggestion for w in (0.5, 1.0, 1.5, 2.0, 3.0)]
+    labels = [s.label if s else None for s in sweep]
+    assert labels[-1] == "noise" and "tone" in labels[:2]
+    assert min(s.confidence if s else 0.0 for s in sweep) < 0.75
+    # a file indexed without a label is offered one in the report
+    sf.write(tmp_path / "unnamed_tone.wav", synth("tone", 2.0, seed=11), 22050)
+    report = lib.index([tmp_path / "unnamed_tone.wav"], default_label="uploads")
+    assert [s["suggested_label"]["label"] for s in report.suggestions] == ["tone"]
+    assert "unnamed_tone: no label; sounds like tone" in report.summary()
+
+
+def test_the_vote_ignores_unlabelled_neighbours_and_abstains_when_split():
+    assert suggest_label([], []) is None
+    assert suggest_label(["", "uploads"], [0.9, 0.8]) is None
+    s = suggest_label(["uploads", "a", "a", "b", "a", "c"], [0.99, 0.9, 0.8, 0.85, 0.7, 0.6])
+    assert (s.label, s.votes, s.neighbours) == ("a", 3, 5)
+    assert s.confidence == pytest.approx((0.9 + 0.8 + 0.7) / (0.9 + 0.8 + 0.85 + 0.7 + 0.6))
+    assert suggest_label(["a", "b", "c", "d", "e"], [0.9] * 5) is None  # 1 in 5: too weak to say
