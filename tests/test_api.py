@@ -58,7 +58,8 @@ def test_health_stats_and_openapi(api):
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/search", "/api/audio/{item_id}", "/api/index", "/api/index/sample", "/api/index/{job_id}",
-            "/api/stats", "/api/items/{item_id}", "/api/library", "/api/health", "/api/scan", "/api/scan/{job_id}", "/api/find"} <= paths
+            "/api/stats", "/api/items/{item_id}", "/api/library", "/api/health", "/api/scan", "/api/scan/{job_id}", "/api/find",
+            "/api/items/{item_id}/similar", "/api/dupes", "/api/dupes/copies"} <= paths
     assert {"SearchResponse", "SearchHit", "Stats", "JobStatus", "IndexStarted", "Error"} <= set(spec["components"]["schemas"])
     assert api.get("/docs").status_code == 200
 
@@ -72,9 +73,35 @@ def test_search_returns_ranked_json_and_playable_urls(api):
     assert first["name"] == "hedgewars_Hello" and first["score"] > 0.999 and first["label"] == "voice"
     audio = api.get(first["audio_url"])
     assert audio.status_code == 200 and audio.content == HELLO.read_bytes()
+    assert body["suggested_label"]["label"] == "voice" and body["suggested_label"]["votes"] >= 3
     r = api.post("/api/search", files={"file": ("q.ogg", HELLO.read_bytes())}, data={"top_k": "5", "label": "water", "max_duration": "2"})
     assert {h["label"] for h in r.json()["results"]} == {"water"}
     assert all(h["duration"] <= 2 for h in r.json()["results"])
+    assert r.json()["suggested_label"]["label"] == "voice"  # about the sound, not the filtered results
+
+
+def test_more_like_this_by_id(api):
+    first = api.post("/api/search", files={"file": ("hello.ogg", HELLO.read_bytes())}, data={"top_k": "1"}).json()["results"][0]
+    r = api.get(f"/api/items/{first['id']}/similar", params={"top_k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [h["rank"] for h in body["results"]] == [1, 2, 3, 4] and first["id"] not in {h["id"] for h in body["results"]}
+    assert body["results"][0]["label"] == "voice" and body["suggested_label"]["label"] == "voice"
+    assert api.get(body["results"][0]["audio_url"]).status_code == 200
+    assert api.get(f"/api/items/{'0' * 64}/similar").status_code == 404
+    assert api.get("/api/items/..%2F..%2Fetc/similar").status_code == 404
+    assert api.get(f"/api/items/{first['id']}/similar", params={"top_k": 0}).status_code == 422
+
+
+def test_dupes_of_the_bundle_and_deleting_copies_needs_the_operator(api):
+    r = api.get("/api/dupes")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    # the bundled set was curated with this finder: no two of its files are the same recording
+    assert body["files"] == 207 and body["groups"] == [] and 0 < body["threshold"] <= 1
+    assert api.get("/api/dupes", params={"threshold": 2}).status_code == 422
+    r = api.delete("/api/dupes/copies")
+    assert r.status_code == 403 and "SOUNDALIKE_ADMIN" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(

@@ -63,9 +63,18 @@ def test_index_then_search_in_the_browser(browser, tmp_path):
         assert all(page.locator(f"#result-{i}").is_visible() for i in range(5))
         assert not page.locator("#result-5").is_visible()
         assert page.locator("#results-table").is_visible()
+        assert "Sounds like: voice" in page.locator("#status").inner_text()
         page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
         assert (tmp_path / "search.png").stat().st_size > 10_000
         shutil.copyfile(tmp_path / "search.png", os.environ.get("SOUNDALIKE_SCREENSHOT", str(tmp_path / "copy.png")))
+
+        # "More like this" on the second result: its neighbours replace the results, itself left out
+        name = re.search(r"2\. (\S+) — ", labels[1]).group(1)
+        page.locator("#more-1").click()
+        page.wait_for_function(f"() => document.querySelector('#status')?.innerText.includes('More like {name}')", timeout=60_000)
+        page.locator("#result-0").wait_for(state="visible", timeout=30_000)
+        after = [page.locator(f"#result-{i}").inner_text() for i in range(5)]
+        assert not any(f". {name} — " in t for t in after), (labels[1], after)
 
 
 def test_scan_tab_marks_the_inserted_sounds_on_a_timeline(browser, tmp_path, sample_settings):

@@ -197,3 +197,40 @@ def test_a_library_of_the_older_schema_is_explained_in_the_app(settings):
     header = h.header_md()
     assert "The library cannot be opened" in header and "Re-index it" in header and "drop --yes" in header
     assert h.refresh()[1]["visible"] is False  # no crash, no empty-library banner
+
+
+def test_more_like_this_replaces_the_results_with_the_items_neighbours(sample_handlers):
+    out = parts(sample_handlers.search(str(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg"), 5, ANY, None))
+    ids = out["ids"]
+    more = parts(sample_handlers.more_like_this(ids, 1, 5))
+    second = out["table"]["value"].iloc[1]["name"]
+    assert more["status"].startswith(f"More like **{second}**") and "Sounds like: " in more["status"]
+    assert ids[1] not in more["ids"] and len(more["ids"]) == 5
+    assert all(s["visible"] for s in more["slots"][:5]) and more["players"][0]["value"]
+    with pytest.raises(gr.Error, match="Search first"):
+        sample_handlers.more_like_this([], 0, 5)
+
+
+def test_duplicates_section_lists_groups_with_players_and_deletes_copies_for_the_operator(sample_settings, tmp_path):
+    from search_core.dupes import DEFAULT_THRESHOLD
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_settings.data_dir, data)
+    copy = tmp_path / "mine" / "boom_copy.ogg"
+    copy.parent.mkdir()
+    y, rate = sf.read(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg")
+    sf.write(copy, 0.5 * y, rate, format="OGG", subtype="VORBIS")  # -6 dB, re-encoded
+    visitor = Handlers(Service(sample_settings.with_(data_dir=data)))
+    visitor.service.library.index([copy])
+    html = visitor.find_dupes(DEFAULT_THRESHOLD)
+    assert "1 group of near-duplicates" in html and "among 208 sounds" in html
+    assert html.count("<audio") == 2 and "<b>keep</b> · chromium_exploBig" in html and "copy · boom_copy" in html
+    with pytest.raises(gr.Error, match="Deleting is disabled"):
+        visitor.delete_copies(DEFAULT_THRESHOLD, None)
+    from search_core.store import Store
+
+    Store.close_all()
+    operator = Handlers(Service(sample_settings.with_(data_dir=data, admin=True)))
+    out = operator.delete_copies(DEFAULT_THRESHOLD, None)
+    assert out[0] == "Deleted 1 extra copy (kept the first of each group): boom_copy"
+    assert "No near-duplicates among 207 sounds" in out[-1]
