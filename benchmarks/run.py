@@ -14,6 +14,11 @@ Sections:
   scan      finding bundled clips inside long noisy recordings (benchmarks/scan.py): exact-clip
             recall/precision per threshold vs embedding alone, onset error, real-time factor, and
             10- and 60-minute recordings end to end (time, peak memory); CLI runs, model load included
+  dupes     the near-duplicate finder (benchmarks/dupes.py): altered copies of sample clips among the
+            others, pair recall/precision per threshold vs embedding alone; with --dupes-scale 10000,
+            its time on a library of 10k generated files (indexing them takes ~40 min on 2 cores)
+
+`--only` runs merge their sections into an existing results.json.
 
 PANNs Cnn14 runs with random weights built from the real architecture (the released checkpoint
 cannot be downloaded here); its speed and memory do not depend on the weights' values.
@@ -312,14 +317,15 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan"])
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes"])
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
     ap.add_argument("--scale-sizes", nargs="+", type=int, default=[10_000, 100_000],
                     help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
+    ap.add_argument("--dupes-scale", nargs="*", type=int, default=[], help="generated library sizes to time dupes on (e.g. 10000)")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
-    sections = args.only or ["latency", "indexing", "scale", "memory", "scan"]
+    sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes"]
     smoke = args.smoke
     models = ["mfcc"] if smoke else args.models
     tmp = tempfile.TemporaryDirectory(prefix="soundalike-bench-")
@@ -345,13 +351,27 @@ def main(argv=None) -> int:
         from .scan import bench_scan
 
         result["scan"] = bench_scan(work, "mfcc" if smoke else "aisfx", dict(os.environ), smoke, () if smoke else (10.0, 60.0))
+    if "dupes" in sections:
+        from .dupes import bench_dupes
+
+        result["dupes"] = bench_dupes(work, "mfcc" if smoke else "aisfx", smoke, () if smoke else tuple(args.dupes_scale))
     text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory") if k in result)
     if "scan" in result:
         from .scan import scan_tables
 
         text += "".join(table(title, rows) for title, rows in scan_tables(result["scan"]))
+    if "dupes" in result:
+        from .dupes import dupes_tables
+
+        text += "".join(table(title, rows) for title, rows in dupes_tables(result["dupes"]))
     print(text)
-    Path(args.json).write_text(json.dumps(result, indent=2))
+    out = Path(args.json)
+    if args.only and not smoke and out.exists():  # a partial run updates its sections, keeps the others
+        merged = json.loads(out.read_text())
+        merged.update({k: v for k, v in result.items() if k in sections or k == "machine"})
+        merged.setdefault("updated", {}).update({k: result["started"] for k in sections})
+        result = merged
+    out.write_text(json.dumps(result, indent=2))
     print(f"\n(JSON: {args.json})")
     tmp.cleanup()
     return 0
