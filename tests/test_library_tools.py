@@ -10,7 +10,7 @@ import soundfile as sf
 
 from benchmarks.dupes import write_copies
 from search_core.dupes import DEFAULT_THRESHOLD, complete_linkage, find_dupes, pair_score
-from search_core.labels import suggest_label
+from search_core.labels import TEMPERATURE, suggest_label
 from search_core.library import Library
 from search_core.store import Store
 
@@ -157,7 +157,11 @@ def test_suggestion_is_right_for_clear_queries_and_less_sure_for_ambiguous_ones(
 def test_the_vote_ignores_unlabelled_neighbours_and_abstains_when_split():
     assert suggest_label([], []) is None
     assert suggest_label(["", "uploads"], [0.9, 0.8]) is None
-    s = suggest_label(["uploads", "a", "a", "b", "a", "c"], [0.99, 0.9, 0.8, 0.85, 0.7, 0.6])
+    scores = [0.99, 0.9, 0.88, 0.89, 0.87, 0.86]
+    s = suggest_label(["uploads", "a", "a", "b", "a", "c"], scores)
     assert (s.label, s.votes, s.neighbours) == ("a", 3, 5)
-    assert s.confidence == pytest.approx((0.9 + 0.8 + 0.7) / (0.9 + 0.8 + 0.85 + 0.7 + 0.6))
+    w = {x: np.exp((x - 0.9) / TEMPERATURE) for x in scores[1:]}
+    assert s.confidence == pytest.approx((w[0.9] + w[0.88] + w[0.87]) / sum(w.values()))
+    # the nearest neighbour outweighs two farther ones when it is clearly nearer
+    assert suggest_label(["a", "b", "b"], [0.95, 0.85, 0.85]).label == "a"
     assert suggest_label(["a", "b", "c", "d", "e"], [0.9] * 5) is None  # 1 in 5: too weak to say
