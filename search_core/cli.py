@@ -95,11 +95,9 @@ def cmd_dupes(args) -> int:
     finally:
         bar.close()
     deleted: list[str] = []
-    if args.delete_copies:
-        ids = [i for g in result.groups for i in g.extra_ids]
-        if ids:
-            lib.delete(ids)
-        deleted = [it["name"] for g in result.groups for it in g.items[1:]]
+    if args.delete_copies and result.copies:
+        lib.delete([it["id"] for it in result.copies])
+        deleted = [it["name"] for it in result.copies]
     if args.json:
         out = result.as_dict(lib.model, lib.collection)
         if args.delete_copies:

@@ -16,7 +16,7 @@ import pandas as pd
 from .embedders import get_embedder
 from .indexer import Indexer, IndexReport, Progress
 from .labels import NEIGHBOURS, Suggestion, is_labelled, suggest_label
-from .search import Query, SearchResult, load_query, search_vector
+from .search import Query, SearchResult, hits_frame, load_query, search_vector
 from .settings import Settings
 from .store import Store, StoreError, collection_name
 
@@ -88,8 +88,13 @@ class Library:
 
     def similar_by_vector(self, vector: np.ndarray, top_k: int = 5, *, label: str | None = None,
                           max_duration: float | None = None, exclude_ids: Sequence[str] = ()) -> SearchResult:
+        vector = np.asarray(vector, dtype=np.float32)
+        if label is None and max_duration is None:  # one search serves the results and the vote
+            hits = self.store.search(vector, max(top_k, 3 * NEIGHBOURS), exclude_ids=exclude_ids)
+            suggestion = suggest_label([h.label for h in hits], [h.score for h in hits])
+            return SearchResult(hits_frame(hits[:top_k]), suggestion, vector)
         frame = search_vector(self.store, vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids)
-        return SearchResult(frame, self.suggest(vector, exclude_ids=exclude_ids), np.asarray(vector, dtype=np.float32))
+        return SearchResult(frame, self.suggest(vector, exclude_ids=exclude_ids), vector)
 
     def similar_by_id(self, item_id: str, top_k: int = 5) -> SearchResult:
         """"More like this": the item's stored vector (the mean of its segments) searches; the

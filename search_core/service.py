@@ -204,12 +204,10 @@ class Service:
         """Deletes every copy but the suggested keeper of each duplicate group (operator only).
         Returns (files deleted, their names)."""
         self.require_destroy(token)
-        result = self.dupes(threshold)
-        ids = [i for g in result.groups for i in g.extra_ids]
-        names = [it["name"] for g in result.groups for it in g.items[1:]]
-        n = self.library.delete(ids) if ids else 0
+        copies = self.dupes(threshold).copies
+        n = self.library.delete([it["id"] for it in copies]) if copies else 0
         self._changed()
-        return n, names
+        return n, [it["name"] for it in copies]
 
     def index_sample(self, progress: Progress | None = None) -> IndexReport:
         return self._indexed(self.library.index([self.sample_dir], progress=progress))
