@@ -274,7 +274,7 @@ def dupes_html(result) -> str:
         return f"<p id='dupes-summary'>No near-duplicates among {result.files} sounds (threshold {result.threshold:.2f}).</p>"
     parts = [f"<p id='dupes-summary'><b>{len(result.groups)} group{'s' * (len(result.groups) != 1)} of near-duplicates</b> among "
              f"{result.files} sounds (threshold {result.threshold:.2f}; compared in {result.seconds:.1f} s). "
-             "The first of each group is the one to keep (lossless, highest sample rate, indexed first, shortest name).</p>"]
+             "The first of each group is the one to keep (lossless, indexed first, highest sample rate, shortest name).</p>"]
     for n, g in enumerate(result.groups, 1):
         rows = "".join(
             f"<li>{'<b>keep</b>' if k == 0 else 'copy'} · {escape(it['name'])} — {escape(it['label'])} · "

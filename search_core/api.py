@@ -59,7 +59,7 @@ class DupeItem(BaseModel):
 
 class DupeGroup(BaseModel):
     score: float = Field(description="the weakest pair's waveform correlation in the group, 0-1")
-    items: list[DupeItem] = Field(description="the suggested keeper first (lossless, highest sample rate, indexed first, shortest name)")
+    items: list[DupeItem] = Field(description="the suggested keeper first (lossless, indexed first, highest sample rate, shortest name)")
 
 
 class DupesResponse(BaseModel):

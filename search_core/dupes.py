@@ -174,11 +174,11 @@ def complete_linkage(n: int, edges: dict[tuple[int, int], float], threshold: flo
 
 
 def keeper_order(item: dict) -> tuple:
-    """The copy to keep comes first: lossless, then the highest sample rate, the earliest indexed,
-    the shortest name (copies tend to be "x (1)", "x_copy", "x_final2")."""
+    """The copy to keep comes first: lossless, then the first indexed (copies tend to arrive after
+    their original), the highest sample rate, the shortest name ("x (1)", "x_copy" come later)."""
     name = str(item.get("name", ""))
-    return (Path(str(item.get("path", ""))).suffix.lower() not in LOSSLESS, -int(item.get("sample_rate") or 0),
-            round(float(item.get("indexed_at") or 0)), len(name), name)
+    return (Path(str(item.get("path", ""))).suffix.lower() not in LOSSLESS, round(float(item.get("indexed_at") or 0)),
+            -int(item.get("sample_rate") or 0), len(name), name)
 
 
 @dataclass
