@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .matching import FRAMES_PER_SECOND, RATE, TemplateCache, logmel, make_template, ncc_profile, peaks
+from .matching import FRAMES_PER_SECOND, RATE, TemplateCache, logmel, make_template, match_profile, peaks
 from .recording import SILENCE_PEAK, Recording
 
 # Chosen from the scan benchmark (benchmarks/scan.py, README "Finding sounds in recordings").
@@ -248,7 +248,7 @@ class Scanner:
                     ranges.append([lo, hi])
             for lo, hi in ranges:
                 result.verified += 1
-                profile = ncc_profile(tpl.feats, feats[:, lo : hi + length])
+                profile = match_profile(tpl, feats[:, lo : hi + length])
                 for p, score in peaks(profile, threshold, max(length, 4)):
                     onset = block.offset + (lo + p) / FRAMES_PER_SECOND - tpl.lead
                     out.append(Detection(
@@ -308,7 +308,7 @@ def find(query: str | Path, recording: str | Path, settings, *, threshold: float
         if block.peak < SILENCE_PEAK:
             continue
         feats = logmel(block.audio[RATE])
-        for p, score in peaks(ncc_profile(tpl.feats, feats), threshold, max(tpl.frames, 4)):
+        for p, score in peaks(match_profile(tpl, feats), threshold, max(tpl.frames, 4)):
             onset = block.offset + p / FRAMES_PER_SECOND - tpl.lead
             if block.start <= onset + tpl.lead < block.end or (block.end >= rec.duration and onset + tpl.lead >= block.start):
                 found.append(Match(max(0.0, onset), min(rec.duration, onset + clip.duration), score))

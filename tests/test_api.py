@@ -226,7 +226,7 @@ def test_gradio_client_calls_search(api):
     client = Client(str(api.base_url), verbose=False)
     out = client.predict(handle_file(str(HELLO)), 3, "(any category)", None, api_name="/search")
     status, table = out[0], out[1]
-    assert re.fullmatch(r"Top 3 of 21\d sounds", status), status
+    assert re.fullmatch(r"Top 3 of 20\d sounds · \*\*Sounds like: voice — \d of 5 neighbours\*\*", status), status
     assert table["value"]["data"][0][1] == "hedgewars_Hello"
 
 
