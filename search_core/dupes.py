@@ -220,7 +220,6 @@ class DupeFinder:
     several thresholds cost no more verification)."""
 
     def __init__(self, library, *, candidates: int = CANDIDATES):
-        self.library = library
         fields = ("id", "name", "label", "path", "duration", "sample_rate", "indexed_at")
         self.items = list(library.store.iterate(fields))
         self.edges: dict[tuple[int, int], float] = {}
@@ -273,8 +272,7 @@ class DupeFinder:
         self._waves.clear()
 
     def groups(self, threshold: float = DEFAULT_THRESHOLD) -> list[DupeGroup]:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be in (0, 1]")
+        threshold = check_threshold(threshold)
         verified = {e: self.score(*e) for e in self.edges}
         found = complete_linkage(len(self.items), verified, threshold, self.score)
         self._waves.clear()
@@ -284,11 +282,18 @@ class DupeFinder:
         return out
 
 
+def check_threshold(threshold: float) -> float:
+    """The threshold as a float, or ValueError when it is outside (0, 1]."""
+    threshold = float(threshold)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    return threshold
+
+
 def find_dupes(library, threshold: float = DEFAULT_THRESHOLD, *, candidates: int = CANDIDATES,
                progress: Progress | None = None) -> DupesResult:
     """Groups of near-duplicate files in a `Library`, strongest first."""
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError("threshold must be in (0, 1]")
+    threshold = check_threshold(threshold)
     started = time.perf_counter()
     finder = DupeFinder(library, candidates=candidates)
     finder.verify(progress)

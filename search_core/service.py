@@ -186,11 +186,9 @@ class Service:
     def dupes(self, threshold: float | None = None, progress: Callable | None = None) -> DupesResult:
         """Near-duplicate groups; cached per library state and threshold (the library tab and the
         REST API ask again without paying again)."""
-        from .dupes import DEFAULT_THRESHOLD, find_dupes
+        from .dupes import DEFAULT_THRESHOLD, check_threshold, find_dupes
 
-        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be in (0, 1]")
+        threshold = check_threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
         key = (self.library.count(), self.library.store.count_segments(), threshold)
         with self._dupes_lock:  # one comparison at a time; a caller that waited gets its result
             cached = self._dupes_cache
