@@ -83,7 +83,8 @@ class Handlers:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
         try:
-            result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
+            with self.service.in_use(audio_path):
+                result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         status = f"Top {len(result.frame)} of {count} sounds" if len(result.frame) else "No sound matches these filters."
@@ -162,7 +163,8 @@ class Handlers:
             raise gr.Error("Choose one or more audio files (or a zip) first.")
         try:
             self.service.require_write(token or None)
-            uploads, rejected = self.service.ingest([(os.path.basename(f), f) for f in files])
+            with self.service.in_use(*files):
+                uploads, rejected = self.service.ingest([(os.path.basename(f), f) for f in files])
             report = self.service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
@@ -206,20 +208,9 @@ class Handlers:
                 progress((round(done), round(total)), desc="Scanning", unit="s")
 
         try:
-            if query:
-                found = self.service.find(query, recording, float(threshold), os.path.basename(query), rec_name, progress=step)
-                qname = os.path.splitext(found.query)[0]
-                moments = [{"start": m.start, "end": m.end, "score": m.score, "name": qname, "label": "your sound",
-                            "play": query, "clip_start": 0.0} for m in found.matches]
-                duration, took = found.duration, None
-                what = f"**{qname}** occurs {len(moments)} time{'s' * (len(moments) != 1)}"
-            else:
-                result = self.service.scan(recording, float(threshold), rec_name, progress=step)
-                moments = [{"start": d.start, "end": d.end, "score": d.score, "name": d.name, "label": d.label,
-                            "play": d.path, "clip_start": d.clip_start, "duration": d.duration} for d in result.detections]
-                duration, took = result.duration, result.seconds
-                what = f"**{len(moments)} library sound{'s' * (len(moments) != 1)}** found"
-            rec = Recording(recording)
+            with self.service.in_use(recording, query):
+                moments, duration, took, what = self._scan(recording, threshold, query, rec_name, step)
+                rec = Recording(recording)
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from None
         for m in moments:
@@ -237,6 +228,23 @@ class Handlers:
         )
         return (status, fig, gr.update(value=table, visible=bool(moments)), moments, *self.moment_players(moments, 0))
 
+    def _scan(self, recording, threshold, query, rec_name, step):
+        """(moments, duration, seconds taken or None, what was found) of a scan or a find."""
+        if query:
+            found = self.service.find(query, recording, float(threshold), os.path.basename(query), rec_name, progress=step)
+            qname = os.path.splitext(found.query)[0]
+            moments = [{"start": m.start, "end": m.end, "score": m.score, "name": qname, "label": "your sound",
+                        "play": query, "clip_start": 0.0} for m in found.matches]
+            duration, took = found.duration, None
+            what = f"**{qname}** occurs {len(moments)} time{'s' * (len(moments) != 1)}"
+        else:
+            result = self.service.scan(recording, float(threshold), rec_name, progress=step)
+            moments = [{"start": d.start, "end": d.end, "score": d.score, "name": d.name, "label": d.label,
+                        "play": d.path, "clip_start": d.clip_start, "duration": d.duration} for d in result.detections]
+            duration, took = result.duration, result.seconds
+            what = f"**{len(moments)} library sound{'s' * (len(moments) != 1)}** found"
+        return moments, duration, took, what
+
     def moment_players(self, moments, i: int):
         """The recording's moment and the matching sound, side by side."""
         if not moments:
@@ -252,7 +260,10 @@ class Handlers:
                 gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
 
     def play_moment(self, moments, evt: gr.SelectData):
-        return self.moment_players(moments, int(evt.index[0]))
+        try:
+            return self.moment_players(moments, int(evt.index[0]))
+        except AudioError:  # the visitor's recording was swept from the cache since the scan
+            raise gr.Error("This recording is no longer on the server (uploads are kept for a while); upload it again.") from None
 
     def map_data(self, query_vector=None):
         """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
@@ -411,6 +422,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     except (ModelUnavailable, StoreError) as exc:  # keep serving: the UI says why, the API answers 503
         print(f"warning: {exc}", flush=True)
     app = create_api(service)
+    # Gradio writes uploads and the copies it makes for players under GRADIO_TEMP_DIR, read when
+    # the UI is built: point it at this app's swept folder (Gradio has no other setting for it).
+    os.environ["GRADIO_TEMP_DIR"] = str(service.gradio_dir)
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=2, max_size=64)
     db = service.settings.data_dir / "soundalike.db"
@@ -418,7 +432,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app,
         demo,
         path="/",
-        allowed_paths=[str(p) for p in service.media_roots()],
+        allowed_paths=[str(p) for p in service.media_roots()] + [str(service.excerpt_dir)],
         blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock")],
         max_file_size=service.settings.max_upload_bytes,
         footer_links=["api"],
@@ -427,7 +441,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         css=CSS,
     )
     app.state.service = service
+    # Visitor files have a bounded life: a sweep every sweep_interval, and soon after any POST
+    # (uploads, searches), so a burst of visitors cannot outrun the size bound for long.
+    service.protect_hooks.append(lambda: cached_examples(demo))
+    service.start_housekeeping().chores.append(lambda: forget_swept(demo))
+    app.add_middleware(PokeAfterPost, poke=service.poke_housekeeper)
     return app
+
+
+def cached_examples(demo: gr.Blocks) -> set[str]:
+    """Files Gradio keeps in its cache for the app's lifetime (the examples' copies)."""
+    return {p for block in list(demo.blocks.values()) for p in getattr(block, "keep_in_cache", ())}
+
+
+def forget_swept(demo: gr.Blocks) -> None:
+    """Gradio remembers every file it wrote (to delete them at shutdown); drop the swept ones so
+    those sets do not grow for the life of the process."""
+    for files in getattr(demo, "temp_file_sets", []):
+        gone = {f for f in list(files) if not os.path.exists(f)}
+        files -= gone
+
+
+class PokeAfterPost:
+    """ASGI middleware: after each POST, wake the housekeeper (it sweeps at most once a second)."""
+
+    def __init__(self, app, poke):
+        self.app, self.poke = app, poke
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            self.poke()
 
 
 def main() -> None:

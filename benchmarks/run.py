@@ -17,6 +17,9 @@ Sections:
   dupes     the near-duplicate finder (benchmarks/dupes.py): altered copies of sample clips among the
             others, pair recall/precision per threshold vs embedding alone; with --dupes-scale 10000,
             its time on a library of 10k generated files (indexing them takes ~40 min on 2 cores)
+  soak      (only with --only soak) 1,000 searches with distinct uploads through the REST and Gradio
+            APIs of the running app: the visitor-file folder and RSS over time (benchmarks/soak.py);
+            the run exits 1 when the folder ends over its bound or RSS grew more than 10 %
 
 `--only` runs merge their sections into an existing results.json.
 
@@ -317,12 +320,14 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes"])
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "soak"],
+                    help="soak is only run when named here (it takes ~5 min and fails the run when its checks fail)")
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
     ap.add_argument("--scale-sizes", nargs="+", type=int, default=[10_000, 100_000],
                     help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
     ap.add_argument("--dupes-scale", nargs="*", type=int, default=[], help="generated library sizes to time dupes on (e.g. 10000)")
+    ap.add_argument("--soak-searches", type=int, default=1000, help="searches of the soak section")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
     sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes"]
@@ -355,6 +360,11 @@ def main(argv=None) -> int:
         from .dupes import bench_dupes
 
         result["dupes"] = bench_dupes(work, "mfcc" if smoke else "aisfx", smoke, () if smoke else tuple(args.dupes_scale))
+    if "soak" in sections:
+        from .soak import bench_soak
+
+        result["soak"] = bench_soak(work, "mfcc" if smoke else "aisfx", searches=40 if smoke else args.soak_searches,
+                                    every=20 if smoke else 200)
     text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory") if k in result)
     if "scan" in result:
         from .scan import scan_tables
@@ -364,6 +374,10 @@ def main(argv=None) -> int:
         from .dupes import dupes_tables
 
         text += "".join(table(title, rows) for title, rows in dupes_tables(result["dupes"]))
+    if "soak" in result:
+        from .soak import soak_tables
+
+        text += "".join(table(title, rows) for title, rows in soak_tables(result["soak"]))
     print(text)
     out = Path(args.json)
     if args.only and not smoke and out.exists():  # a partial run updates its sections, keeps the others
@@ -374,4 +388,4 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=2))
     print(f"\n(JSON: {args.json})")
     tmp.cleanup()
-    return 0
+    return 0 if result.get("soak", {}).get("passed", True) else 1

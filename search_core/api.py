@@ -249,7 +249,7 @@ def create_api(service: Service) -> FastAPI:
         label: Annotated[str | None, Form(max_length=512)] = None,
         max_duration: Annotated[float | None, Form(gt=0, le=86400)] = None,
     ) -> SearchResponse:
-        with tempfile.TemporaryDirectory(prefix="soundalike-q-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="q-", dir=service.request_dir()) as tmp, service.in_use(tmp):
             path = save_upload(file, Path(tmp))
             name = Path(file.filename or "query").name[:200] or "query"
             if path.stat().st_size == 0:
@@ -318,7 +318,7 @@ def create_api(service: Service) -> FastAPI:
         token: str | None = Depends(bearer),
     ) -> IndexStarted:
         service.require_write(token)
-        with tempfile.TemporaryDirectory(prefix="soundalike-up-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="up-", dir=service.request_dir()) as tmp, service.in_use(tmp):
             saved = [(f.filename or "upload", save_upload(f, Path(tmp))) for f in files]
             uploads, rejected = service.ingest(saved)
         if not uploads:
@@ -336,9 +336,9 @@ def create_api(service: Service) -> FastAPI:
     @router.get("/index/{job_id}", name="index_status", response_model=JobStatus, responses={404: {"model": Error}},
                 summary="Progress and report of an indexing job")
     def index_status(job_id: str) -> JobStatus:
-        job = service.jobs.get(job_id)
+        job = service.job(job_id)
         if job is None:
-            raise HTTPException(404, "unknown job id")
+            raise HTTPException(404, "unknown job id (or finished long ago: reports are kept for a while, then forgotten)")
         return JobStatus(**job.as_dict())
 
     @router.post("/scan", response_model=ScanStarted, status_code=202, responses={**ERRORS, 409: {"model": Error}},
@@ -348,18 +348,19 @@ def create_api(service: Service) -> FastAPI:
         file: Annotated[UploadFile, File(description="the recording (wav, flac, ogg, mp3, ...)")],
         threshold: Annotated[float, Form(gt=0, le=1, description="correlation a detection needs")] = DEFAULT_THRESHOLD,
     ) -> ScanStarted:
-        tmp = Path(tempfile.mkdtemp(prefix="soundalike-scan-"))
+        tmp = Path(tempfile.mkdtemp(prefix="scan-", dir=service.request_dir()))
         try:
-            path = save_upload(file, tmp)
-            name = Path(file.filename or "recording").name[:200] or "recording"
-            try:
-                duration = service.check_recording(path, name)
-            except AudioError as exc:
-                raise AudioError(name, exc.reason) from None
-            if service.library.count() == 0:
-                raise HTTPException(409, "The library is empty: index some sounds first.")
-            job = service.start_job(lambda progress: service.scan(path, threshold, name, progress).as_dict(service.library.model, service.library.collection),
-                                    kind="scan", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
+            with service.in_use(tmp):  # then the job holds it until it ends
+                path = save_upload(file, tmp)
+                name = Path(file.filename or "recording").name[:200] or "recording"
+                try:
+                    duration = service.check_recording(path, name)
+                except AudioError as exc:
+                    raise AudioError(name, exc.reason) from None
+                if service.library.count() == 0:
+                    raise HTTPException(409, "The library is empty: index some sounds first.")
+                job = service.start_job(lambda progress: service.scan(path, threshold, name, progress).as_dict(service.library.model, service.library.collection),
+                                        kind="scan", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True), uses=tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -368,9 +369,9 @@ def create_api(service: Service) -> FastAPI:
     @router.get("/scan/{job_id}", name="scan_status", response_model=ScanStatus, responses={404: {"model": Error}},
                 summary="Progress of a scan, and its detections when done")
     def scan_status(request: Request, job_id: str) -> ScanStatus:
-        job = service.jobs.get(job_id)
+        job = service.job(job_id)
         if job is None or job.kind != "scan":
-            raise HTTPException(404, "unknown scan job id")
+            raise HTTPException(404, "unknown scan job id (or finished long ago: results are kept for a while, then forgotten)")
         result = None
         if job.report is not None:
             dets = [Detection(**d, audio_url=audio_url(request, d["id"], d["path"])) for d in job.report["detections"]]
@@ -384,7 +385,7 @@ def create_api(service: Service) -> FastAPI:
         recording: Annotated[UploadFile, File(description="the recording to look in")],
         threshold: Annotated[float, Form(gt=0, le=1)] = DEFAULT_THRESHOLD,
     ) -> FindResponse:
-        with tempfile.TemporaryDirectory(prefix="soundalike-find-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="find-", dir=service.request_dir()) as tmp, service.in_use(tmp):
             q = save_upload(query, Path(tmp))
             r = save_upload(recording, Path(tmp))
             result = service.find(q, r, threshold, Path(query.filename or "query").name[:200], Path(recording.filename or "recording").name[:200])

@@ -17,6 +17,7 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".m4a", ".aac", ".webm"}
 )
 MIN_SOURCE_RATE = 1000  # below this a "sample rate" is a broken header, not sound
+SILENCE_PEAK = 1e-4  # -80 dBFS: audio whose every sample is under this is silence (16-bit dither is below it)
 
 
 class AudioError(ValueError):
@@ -63,7 +64,11 @@ def to_mono(samples: np.ndarray, source: str) -> np.ndarray:
         a = a.mean(axis=1)
     elif a.ndim != 1:
         raise AudioError(source, f"expected 1-D or 2-D audio, got shape {a.shape}")
-    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    finite = np.isfinite(a)
+    if not finite.any():
+        raise AudioError(source, "contains no valid samples (every sample is NaN or infinite): the file is corrupt")
+    if not finite.all():  # a few bad samples (a damaged float file): zero them
+        a = np.where(finite, a, np.float32(0.0))
     peak = float(np.max(np.abs(a))) if a.size else 0.0
     if peak > 1.0:  # float files may exceed full scale; keep it peak-safe
         a = a / peak
@@ -161,6 +166,15 @@ def load_audio(
     if data.shape[0] == 0:
         raise AudioError(name, "contains no audio samples")
     return prepare(data, rate, sample_rate, name=name, max_seconds=max_seconds)
+
+
+def require_sound(clip: Clip) -> Clip:
+    """Refuse silence: a silent query or library file would only ever return (or be) an arbitrary
+    neighbour, so the person is told instead."""
+    peak = float(np.max(np.abs(clip.samples))) if clip.samples.size else 0.0
+    if peak < SILENCE_PEAK:
+        raise AudioError(clip.name, "is silent (no sound above -80 dBFS): there is nothing to compare")
+    return clip
 
 
 def pad_to_seconds(samples: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .audio import AUDIO_EXTENSIONS, AudioError, Clip, load_audio
+from .audio import AUDIO_EXTENSIONS, AudioError, Clip, load_audio, require_sound
 from .embedders.base import Embedder
 from .store import Record, Store
 
@@ -133,12 +133,12 @@ class Indexer:
 
     def _decode(self, item: Item) -> Clip | AudioError:
         try:
-            return load_audio(
+            return require_sound(load_audio(
                 item.path,
                 self.embedder.sample_rate,
                 max_seconds=self.settings.max_index_seconds,
                 name=item.path.name,
-            )
+            ))
         except AudioError as exc:
             return exc
         except Exception as exc:  # never let one file abort a run

@@ -14,9 +14,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .audio import MIN_SOURCE_RATE, AudioError, _decode_fallback, resample, to_mono
+from .audio import MIN_SOURCE_RATE, SILENCE_PEAK, AudioError, _decode_fallback, resample, to_mono
 
-SILENCE_PEAK = 1e-4  # -80 dBFS: a recording whose every sample is under this is silence
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .audio import Clip, load_audio, prepare
+from .audio import Clip, load_audio, prepare, require_sound
 from .embedders.base import Embedder
 from .labels import Suggestion
 from .store import Hit, Store
@@ -37,15 +37,16 @@ class SearchResult:
 
 
 def load_query(query: Query, embedder: Embedder, settings) -> Clip:
+    """The query decoded for the model; AudioError for anything unusable, silence included."""
     if isinstance(query, tuple):
         rate, samples = query
-        return prepare(samples, rate, embedder.sample_rate, name="recording", max_seconds=settings.max_query_seconds)
-    return load_audio(
+        return require_sound(prepare(samples, rate, embedder.sample_rate, name="recording", max_seconds=settings.max_query_seconds))
+    return require_sound(load_audio(
         query,
         embedder.sample_rate,
         max_seconds=settings.max_query_seconds,
         max_bytes=settings.max_upload_bytes,
-    )
+    ))
 
 
 def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:

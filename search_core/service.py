@@ -20,6 +20,8 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -27,12 +29,13 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from .audio import AUDIO_EXTENSIONS, AudioError, load_audio, require_sound
 from .dupes import DupesResult
 from .indexer import IndexReport, Progress
 from .search import SearchResult
 from .settings import Settings
 from .store import StoreError
+from .sweeper import Housekeeper, SweepReport, Sweeper
 
 FORMAT_EXT = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "W64": ".w64", "RF64": ".wav"}
 
@@ -62,6 +65,7 @@ class Job:
     report: dict | None = None
     error: str | None = None
     started: float = field(default_factory=time.time)
+    finished: float | None = None  # when it ended; the job is forgotten job_retention seconds later
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("id", "kind", "state", "done", "total", "current", "report", "error")}
@@ -79,11 +83,20 @@ class Service:
         self._library = None
         self._lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
+        self._jobs_lock = threading.Lock()
         self._map_cache: tuple | None = None
         self._dupes_cache: tuple | None = None
         self._dupes_lock = threading.Lock()
         self._scanner = None
-        self.excerpt_dir = Path(tempfile.gettempdir()) / f"soundalike-excerpts-{uuid.uuid4().hex[:8]}"
+        work = self.settings.work_dir.resolve()
+        self.gradio_dir = work / "gradio"  # Gradio's upload cache and the copies it makes for players
+        self.excerpt_dir = work / "excerpts"
+        self._request_dir = work / "requests"  # REST uploads while a request (or its scan job) runs
+        self._in_use: Counter[Path] = Counter()
+        self._in_use_lock = threading.Lock()
+        self.protect_hooks: list[Callable[[], Iterable[str | Path]]] = []  # more paths the sweeper must spare
+        self._sweeper: Sweeper | None = None
+        self.housekeeper: Housekeeper | None = None
 
     # -- library -------------------------------------------------------------------------------
     @property
@@ -126,6 +139,58 @@ class Service:
             return None
         path = self.playable(row["path"])
         return (path, row) if path else None
+
+    # -- visitor files: bounded life ---------------------------------------------------------------
+    def request_dir(self) -> Path:
+        self._request_dir.mkdir(parents=True, exist_ok=True)
+        return self._request_dir
+
+    @contextmanager
+    def in_use(self, *paths):
+        """Marks files (or folders) as being worked on, so the sweeper spares them meanwhile."""
+        held = [Path(p).resolve() for p in paths if p]
+        with self._in_use_lock:
+            self._in_use.update(held)
+        try:
+            yield
+        finally:
+            with self._in_use_lock:
+                self._in_use.subtract(held)
+                self._in_use = +self._in_use  # drop the zero counts
+
+    def protected(self) -> set[Path]:
+        with self._in_use_lock:
+            paths = set(self._in_use)
+        for hook in self.protect_hooks:
+            paths.update(Path(p) for p in hook())
+        return paths
+
+    @property
+    def sweeper(self) -> Sweeper:
+        if self._sweeper is None:
+            s = self.settings
+            self._sweeper = Sweeper(
+                [self.gradio_dir, self.excerpt_dir, self._request_dir],
+                max_age=s.cache_max_age, max_bytes=int(s.cache_max_mb * 2**20), grace=min(60.0, s.cache_max_age),
+                protect=self.protected, never=[*self.media_roots(), Path(s.data_dir).resolve()],
+            )
+        return self._sweeper
+
+    def housekeep(self, now: float | None = None) -> SweepReport:
+        """One round of chores: sweep visitor files, forget old jobs."""
+        self.prune_jobs(now)
+        return self.sweeper.sweep(now)
+
+    def start_housekeeping(self) -> Housekeeper:
+        """The app's background sweeper (every sweep_interval seconds, or soon after `poke`)."""
+        if self.housekeeper is None:
+            self.sweeper  # refuse a temp folder that overlaps the library before serving anything
+            self.housekeeper = Housekeeper([self.housekeep], self.settings.sweep_interval).start()
+        return self.housekeeper
+
+    def poke_housekeeper(self) -> None:
+        if self.housekeeper is not None:
+            self.housekeeper.poke()
 
     # -- permissions ---------------------------------------------------------------------------
     def _token_ok(self, token: str | None) -> bool:
@@ -274,7 +339,7 @@ class Service:
                     if m.file_size > limit:
                         rejected.append((inner, f"file is {m.file_size / 2**20:.1f} MB; the limit is {limit / 2**20:.1f} MB"))
                         continue
-                    with tempfile.TemporaryDirectory() as tmp:
+                    with tempfile.TemporaryDirectory(dir=self.request_dir()) as tmp:
                         target = Path(tmp) / "member"
                         with zf.open(m) as src, target.open("wb") as dst:
                             copied = 0
@@ -293,8 +358,7 @@ class Service:
 
     def _store(self, display: str, path: Path) -> Upload:
         """Content check (decodes the file), then copy to <upload_dir>/<sha256><ext>."""
-        clip = load_audio(path, 16000, max_seconds=self.settings.max_index_seconds, max_bytes=self.settings.max_upload_bytes, name=display)
-        del clip
+        require_sound(load_audio(path, 16000, max_seconds=self.settings.max_index_seconds, max_bytes=self.settings.max_upload_bytes, name=display))
         ext = self._extension(path, display)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         stored = Path(self.settings.upload_dir).resolve() / f"{digest}{ext}"
@@ -313,15 +377,35 @@ class Service:
             return ext if ext in AUDIO_EXTENSIONS else ".audio"
 
     # -- background jobs (REST API) --------------------------------------------------------------
-    def start_job(self, work: Callable[[Callable], object], kind: str = "index", cleanup: Callable[[], None] | None = None) -> Job:
-        """Run `work(progress)` in a thread; one job of each kind at a time (scans share 2 cores)."""
-        busy = any(j.kind == kind and j.state in ("queued", "running") for j in self.jobs.values())
-        if kind == "index" and (busy or self.library.indexing):
-            raise Busy("Another indexing job is running on this library; try again when it finishes.")
-        if kind == "scan" and busy:
-            raise Busy("A scan is already running on this server; try again when it finishes.")
-        job = Job(uuid.uuid4().hex, kind)
-        self.jobs[job.id] = job
+    def job(self, job_id: str) -> Job | None:
+        """A job by id; None when unknown or finished longer than job_retention ago."""
+        self.prune_jobs()
+        return self.jobs.get(job_id)
+
+    def prune_jobs(self, now: float | None = None) -> int:
+        """Forget jobs that finished more than job_retention seconds ago (memory stays flat)."""
+        cutoff = (time.time() if now is None else now) - self.settings.job_retention
+        with self._jobs_lock:
+            old = [k for k, j in self.jobs.items() if j.finished is not None and j.finished < cutoff]
+            for k in old:
+                del self.jobs[k]
+        return len(old)
+
+    def start_job(self, work: Callable[[Callable], object], kind: str = "index", cleanup: Callable[[], None] | None = None,
+                  uses: Path | None = None) -> Job:
+        """Run `work(progress)` in a thread; one job of each kind at a time (scans share 2 cores).
+        `uses`: a file or folder the job reads, spared by the sweeper until the job ends."""
+        self.prune_jobs()
+        with self._jobs_lock:
+            busy = any(j.kind == kind and j.state in ("queued", "running") for j in self.jobs.values())
+            if kind == "index" and (busy or self.library.indexing):
+                raise Busy("Another indexing job is running on this library; try again when it finishes.")
+            if kind == "scan" and busy:
+                raise Busy("A scan is already running on this server; try again when it finishes.")
+            job = Job(uuid.uuid4().hex, kind)
+            self.jobs[job.id] = job
+        held = ExitStack()
+        held.enter_context(self.in_use(uses))  # from now until the job ends
 
         def progress(done: float, total: float, name: str = "") -> None:
             job.done, job.total, job.current = done, total, name
@@ -336,6 +420,8 @@ class Service:
                 job.error = str(exc)
                 job.state = "failed"
             finally:
+                job.finished = time.time()
+                held.close()
                 if cleanup:
                     cleanup()
 

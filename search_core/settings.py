@@ -5,7 +5,9 @@ Nothing in search_core reads the environment directly: front ends build a Settin
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,6 +67,14 @@ class Settings:
     max_zip_members: int = 500
     torch_threads: int = 0  # 0: leave torch's default
     decode_workers: int = 1  # measured best on 2 cores with torch on 2 threads (benchmarks)
+    # Files written for visitors (Gradio's upload cache, copies made for players, excerpts, REST
+    # request files) live under temp_dir and are swept: removed after cache_max_age seconds, and the
+    # oldest first whenever they add up to more than cache_max_mb. Library files are never touched.
+    temp_dir: Path | None = None  # None: <system temp>/soundalike-<hash of data_dir>
+    cache_max_age: float = 3600.0
+    cache_max_mb: float = 1024.0
+    sweep_interval: float = 60.0
+    job_retention: float = 3600.0  # seconds a finished index/scan job's report stays readable
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -91,6 +101,11 @@ class Settings:
             media_dirs=tuple(Path(p).expanduser() for p in env.get("SOUNDALIKE_MEDIA_DIRS", "").split(os.pathsep) if p),
             torch_threads=int(_env_float("SOUNDALIKE_TORCH_THREADS", 0)),
             decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 1)),
+            temp_dir=Path(env["SOUNDALIKE_TEMP_DIR"]).expanduser() if env.get("SOUNDALIKE_TEMP_DIR") else None,
+            cache_max_age=_env_float("SOUNDALIKE_CACHE_MAX_AGE", 3600.0),
+            cache_max_mb=_env_float("SOUNDALIKE_CACHE_MAX_MB", 1024.0),
+            sweep_interval=_env_float("SOUNDALIKE_SWEEP_INTERVAL", 60.0),
+            job_retention=_env_float("SOUNDALIKE_JOB_RETENTION", 3600.0),
         )
         values.update(overrides)
         return cls(**values)
@@ -110,6 +125,15 @@ class Settings:
     @property
     def upload_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def work_dir(self) -> Path:
+        """Where this app's visitor files go (swept; see temp_dir). One per data folder by default,
+        so two apps on different libraries never sweep each other's files."""
+        if self.temp_dir is not None:
+            return Path(self.temp_dir)
+        tag = hashlib.sha256(str(Path(self.data_dir).resolve()).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"soundalike-{tag}"
 
     @property
     def max_upload_bytes(self) -> int:
