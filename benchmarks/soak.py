@@ -16,65 +16,20 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .mixes import REPO, SAMPLE
+from .mixes import SAMPLE
+from .running import app_process, rss_mb
 
 RATE = 22050
 RSS_TOLERANCE = 0.10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def app_process(data_dir: Path, env: dict[str, str], log: Path):
-    import httpx
-
-    port = free_port()
-    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-         "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=e, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 300
-            while True:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"the app did not start:\n{log.read_text()[-3000:]}")
-                try:
-                    httpx.get(f"{url}/api/health", timeout=2)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            yield url, proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def folder_mb(folder: Path) -> tuple[float, int]:

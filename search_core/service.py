@@ -1,5 +1,6 @@
 """What the front ends (Gradio UI, REST API) share: one lazily opened Library, the hosted-demo
-permission rules, safe handling of uploads, the media-path guard and background index jobs.
+permission rules, safe handling of uploads, the media-path guard, background jobs, and the
+bounded life of the files written for visitors (see sweeper.py).
 
 Permission rules (a hosted demo is public):
 - read (search, stats, play a library clip, the map): always open;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import shutil
 import tempfile
@@ -465,6 +467,10 @@ class Service:
 
         key = hashlib.sha256(f"{Path(path).resolve()}|{start:.3f}|{end:.3f}".encode()).hexdigest()[:24]
         out = self.excerpt_dir / f"{key}.wav"
+        try:
+            os.utime(out)  # reused: young again, so it is not swept before Gradio copies it
+        except FileNotFoundError:
+            pass
         if not out.exists():
             rec = Recording(path)
             self.excerpt_dir.mkdir(parents=True, exist_ok=True)

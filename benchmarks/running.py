@@ -1,0 +1,58 @@
+"""The real app (`python app.py`) in its own process on a free loopback port: for the soak
+benchmark and for the tests that talk to the app over HTTP or drive it in a browser."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_process(data_dir: Path, env: dict[str, str], log: Path):
+    import httpx
+
+    port = free_port()
+    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+         "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=e, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 300  # a cold start loads the model and opens the library
+            while True:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"the app did not start:\n{log.read_text()[-3000:]}")
+                try:
+                    httpx.get(f"{url}/api/health", timeout=2)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
