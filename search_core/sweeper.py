@@ -33,9 +33,6 @@ class SweepReport:
     kept_files: int = 0
     kept_bytes: int = 0
 
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("removed_files", "removed_bytes", "kept_files", "kept_bytes")}
-
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
@@ -137,7 +134,6 @@ class Housekeeper:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.runs = 0
 
     def start(self) -> "Housekeeper":
         if self._thread is None:
@@ -158,7 +154,6 @@ class Housekeeper:
                 chore()
             except Exception as exc:  # a chore that fails must not stop the others (or the thread)
                 print(f"warning: housekeeping: {exc}", flush=True)
-        self.runs += 1
 
     def _loop(self) -> None:
         while not self._stop.is_set():
