@@ -10,7 +10,8 @@ it cuts; nothing else ever removes them. The `Sweeper` walks the folders it owns
 
 never a file younger than `grace` seconds (an upload being written or searched), never a
 protected path (files in use, Gradio's cached examples) and never anything inside a library folder:
-a folder to sweep that holds or lies in one is refused when the sweeper is made. Empty folders
+a folder to sweep that holds or lies in one is refused when the sweeper is made (links are not
+followed, so nothing found under a swept folder can lie in a library folder). Empty folders
 left behind go too.
 
 `Housekeeper` runs a sweep (and any other periodic chores, such as forgetting old jobs) in a
@@ -35,7 +36,7 @@ class SweepReport:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
+    return path.is_relative_to(root)
 
 
 class Sweeper:
@@ -94,8 +95,6 @@ class Sweeper:
                     continue
                 if path in protected or any(parent in protected for parent in path.parents):
                     continue
-                if any(_inside(path, root) for root in self.never):
-                    continue
                 try:
                     if path.lstat().st_ctime > ctime:  # handed out again since we looked: in use
                         continue
@@ -106,13 +105,12 @@ class Sweeper:
                 report.removed_files += 1
                 report.removed_bytes += size
             self._remove_empty_dirs(now)
-            left = self._files()
-            report.kept_files, report.kept_bytes = len(left), sum(size for _, size, _ in left)
+            report.kept_files, report.kept_bytes = len(files) - report.removed_files, total
             return report
 
     def _remove_empty_dirs(self, now: float) -> None:
         for folder in self.folders:
-            for dirpath, dirnames, names in os.walk(folder, topdown=False):
+            for dirpath, _, names in os.walk(folder, topdown=False):
                 d = Path(dirpath)
                 if d == folder or names:
                     continue

@@ -6,7 +6,6 @@ test can set in the past), never by sleeping.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -180,4 +179,4 @@ def test_the_app_keeps_its_visitor_files_in_its_swept_folder(tmp_path):
             time.sleep(0.5)
         assert not any(p.exists() for p in uploaded)
         assert len(list((data / "uploads").iterdir())) == 1  # the operator's upload stays in the library
-        assert json.loads(http.get("/api/stats").text)["count"] == 1
+        assert http.get("/api/stats").json()["count"] == 1
