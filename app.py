@@ -8,6 +8,7 @@ Layout and event wiring only: all logic lives in `search_core`.
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -23,7 +24,8 @@ from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
 from search_core.timeline import clock  # noqa: E402
 from search_core.service import PermissionDenied, Service  # noqa: E402
 from search_core.settings import Settings  # noqa: E402
-from search_core.store import StoreError  # noqa: E402
+from search_core.appfile import app_file, remove_card, write_card  # noqa: E402
+from search_core.store import LibraryLocked, StoreError, lite_lock_held  # noqa: E402
 
 K_MAX = 20
 ANY = "(any category)"
@@ -419,6 +421,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service = Service(settings or Settings.from_env())
     try:
         service.library  # load the model and open the store before serving the first request
+    except LibraryLocked:
+        raise  # another process has the library file: this app could never serve it (main() says why)
     except (ModelUnavailable, StoreError) as exc:  # keep serving: the UI says why, the API answers 503
         print(f"warning: {exc}", flush=True)
     app = create_api(service)
@@ -433,7 +437,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         demo,
         path="/",
         allowed_paths=[str(p) for p in service.media_roots()] + [str(service.excerpt_dir)],
-        blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock")],
+        blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock"),
+                       str(app_file(service.settings.data_dir).resolve())],
         max_file_size=service.settings.max_upload_bytes,
         footer_links=["api"],
         # local font stacks: visitors' browsers fetch nothing from font CDNs
@@ -474,22 +479,63 @@ class PokeAfterPost:
             self.poke()
 
 
-def main() -> None:
+def main() -> int:
+    import signal
+    import socket
+
     import uvicorn
 
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(os.environ.get("GRADIO_SERVER_PORT", os.environ.get("PORT", "7860")))
-    app = create_app()
+    settings = Settings.from_env()
+    try:
+        if settings.is_lite and lite_lock_held(settings.uri):
+            raise LibraryLocked(settings.uri)  # before loading a model for nothing
+        app = create_app(settings)
+    except LibraryLocked as exc:
+        print(f"error: {exc}\nStop the other app (or wait for the command to finish), or give this app its own "
+              "library with SOUNDALIKE_DATA_DIR. While an app runs, `python -m search_core ...` works through it.",
+              file=sys.stderr, flush=True)
+        return 1
     service = app.state.service
+    # Bind before announcing anything: a taken port is a clear message, and the app file below
+    # never points at a server that did not start. Port 0 picks a free port.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port} ({exc.strerror}); set GRADIO_SERVER_PORT to a free port.", file=sys.stderr, flush=True)
+        return 1
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
     try:
         what = f"model {service.library.model}, {service.library.count()} sounds"
     except ModelUnavailable:
         what = "no model loaded"
     except StoreError:
         what = "the library cannot be opened (see the warning above)"
-    print(f"Soundalike: {what}. UI http://{host}:{port}/  API docs http://{host}:{port}/docs", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    card = None
+    try:
+        card = write_card(service.settings, url, service.local_secret)
+    except OSError as exc:  # a read-only data folder: the app serves, the CLI cannot come through it
+        print(f"warning: cannot write the app file for the CLI ({exc})", flush=True)
+    print(f"Soundalike: {what}. UI {url}/  API docs {url}/docs", flush=True)
+    if card:
+        print("While it runs, `python -m search_core index|search|stats|delete|scan|dupes` on this data folder works through it.", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handler it found: make that an orderly exit, so the cards are removed below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        remove_card(service.settings.data_dir, url, service.local_secret)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -3,7 +3,6 @@ benchmark and for the tests that talk to the app over HTTP or drive it in a brow
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,34 +12,33 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def app_process(data_dir: Path, env: dict[str, str], log: Path):
+    """The app on a port it picks itself (no race for a free port): its URL is read from the card
+    it writes into its data folder once it listens."""
     import httpx
 
-    port = free_port()
-    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+    from search_core.appfile import read_card
+
+    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": "0",
          "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env}
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=e, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + 300  # a cold start loads the model and opens the library
             while True:
                 if proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"the app did not start:\n{log.read_text()[-3000:]}")
-                try:
-                    httpx.get(f"{url}/api/health", timeout=2)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            yield url, proc
+                card = read_card(data_dir)
+                if card is not None and card.pid == proc.pid:
+                    try:
+                        httpx.get(f"{card.url}/api/health", timeout=2)
+                        break
+                    except httpx.HTTPError:
+                        pass
+                time.sleep(0.5)
+            yield card.url, proc
         finally:
             proc.terminate()
             try:

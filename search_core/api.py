@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from .audio import AudioError
 from .embedders import ModelUnavailable
+from .local_api import local_router
 from .scan import DEFAULT_THRESHOLD
 from .service import Busy, PermissionDenied, Service
 from .store import StoreError
@@ -418,4 +419,5 @@ def create_api(service: Service) -> FastAPI:
         return Health(status="ok", model=lib.model, count=lib.count())
 
     app.include_router(router)
+    app.include_router(local_router(service))
     return app

@@ -6,10 +6,17 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from .appclient import AppError
+from .appfile import APP_FILE
 from .audio import AudioError
 from .embedders import MODEL_NAMES, ModelUnavailable
+from .indexer import index_summary
+from .labels import Suggestion
+from .search import RESULT_COLUMNS
 from .settings import Settings
-from .store import StoreError
+from .store import LibraryLocked, StoreError
 
 
 def _settings(args) -> Settings:
@@ -27,6 +34,31 @@ def _library(args):
     return Library(_settings(args), collection=getattr(args, "collection", None))
 
 
+def _runner(args):
+    """Where the command runs: in this process on the library, or through the running app that
+    holds the library file (Milvus Lite lets one process open it), or an app named by --app."""
+    from .appclient import AppClient
+    from .operations import Runner
+    from .store import LibraryLocked, lite_lock_held
+
+    settings = _settings(args)
+    url = getattr(args, "app", None) or settings.app_url
+    if url:
+        app = AppClient.at(url, settings)
+    elif settings.is_lite and lite_lock_held(settings.uri):
+        app = AppClient.for_library(settings)
+        if app is None:
+            raise LibraryLocked(settings.uri)
+    else:
+        return Runner(_library(args))
+    model, collection = getattr(args, "model", None), getattr(args, "collection", None)
+    if model not in (None, "auto", app.model) or collection not in (None, app.collection):
+        asked = f"collection {collection}" if collection not in (None, app.collection) else f"model {model}"
+        raise AppError(f"The app at {app.url} serves {app.collection} (model {app.model}), not {asked}. "
+                       "Stop the app to work on another collection of its library file, or start an app for it.")
+    return app
+
+
 def _progress_bar(desc: str):
     from tqdm import tqdm
 
@@ -42,81 +74,71 @@ def _progress_bar(desc: str):
     return bar, update
 
 
+def _header(run) -> str:
+    where = run.where()
+    return f"model: {run.model}  collection: {run.collection}" + (f"  ({where})" if where else "")
+
+
 def cmd_index(args) -> int:
-    lib = _library(args)
-    print(f"model: {lib.model}  collection: {lib.collection}", file=sys.stderr)
-    if lib.embedder.note:
-        print(lib.embedder.note, file=sys.stderr)
+    run = _runner(args)
+    print(_header(run), file=sys.stderr)
+    if run.note:
+        print(run.note, file=sys.stderr)
     bar, update = _progress_bar("indexing")
     try:
-        report = lib.index(args.paths, default_label=args.label, progress=update)
+        out = run.index(args.paths, args.label, progress=update)
     finally:
         bar.close()
     if args.json:
-        print(json.dumps({"model": lib.model, "collection": lib.collection, **report.as_dict()}))
+        print(json.dumps(out))
     else:
-        print(report.summary())
-        print(f"library now holds {lib.count()} sounds")
+        print(index_summary(out))
+        print(f"library now holds {run.count()} sounds")
     return 0
 
 
 def cmd_search(args) -> int:
-    lib = _library(args)
-    if args.id:
-        if args.file:
-            raise ValueError("give a FILE or --id, not both")
-        result = lib.similar_by_id(args.id, args.top_k)
-    elif args.file:
-        result = lib.similar(args.file, args.top_k, label=args.label, max_duration=args.max_duration)
-    else:
-        raise ValueError("give a FILE to search with, or --id ID of a library item (more like this)")
-    sug = result.suggestion
+    run = _runner(args)
+    out = run.search(args.file, args.id, args.top_k, args.label, args.max_duration)
     if args.json:
-        print(json.dumps({"model": lib.model, "collection": lib.collection, "query_id": args.id,
-                          "suggested_label": sug.as_dict() if sug else None, "results": result.results()}))
+        print(json.dumps(out))
+        return 0
+    print(_header(run))
+    sug = out["suggested_label"]
+    if sug:
+        print(f"{Suggestion(**sug).describe()} (confidence {sug['confidence']:.2f})")
+    if not out["results"]:
+        print("no results: the library is empty (index some sounds first)" if run.count() == 0 else "no results")
     else:
-        print(f"model: {lib.model}  collection: {lib.collection}")
-        if sug:
-            print(f"{sug.describe()} (confidence {sug.confidence:.2f})")
-        if result.frame.empty:
-            print("no results: the library is empty (index some sounds first)" if lib.count() == 0 else "no results")
-        else:
-            print(result.frame.drop(columns=["path"]).to_string(index=False))
+        print(pd.DataFrame(out["results"], columns=RESULT_COLUMNS).drop(columns=["path"]).to_string(index=False))
     return 0
 
 
 def cmd_dupes(args) -> int:
-    from .dupes import find_dupes
-
-    lib = _library(args)
+    run = _runner(args)
     bar, update = _progress_bar("comparing")
     try:
-        result = find_dupes(lib, args.threshold, progress=lambda done, total, _: update(done, total, "candidate pairs"))
+        out = run.dupes(args.threshold, args.delete_copies, progress=lambda done, total, _: update(done, total, "candidate pairs"))
     finally:
         bar.close()
-    deleted: list[str] = []
-    if args.delete_copies and result.copies:
-        lib.delete([it["id"] for it in result.copies])
-        deleted = [it["name"] for it in result.copies]
+    unreadable = out.pop("unreadable", [])
     if args.json:
-        out = result.as_dict(lib.model, lib.collection)
-        if args.delete_copies:
-            out["deleted"] = deleted
         print(json.dumps(out))
     else:
-        print(f"model: {lib.model}  collection: {lib.collection}  threshold: {result.threshold}")
-        if not result.groups:
-            print(f"no near-duplicates among {result.files} files")
-        for n, g in enumerate(result.groups, 1):
-            print(f"group {n} (score {g.score:.2f}):")
-            for k, it in enumerate(g.items):
+        print(f"{_header(run)}  threshold: {out['threshold']}")
+        if not out["groups"]:
+            print(f"no near-duplicates among {out['files']} files")
+        for n, g in enumerate(out["groups"], 1):
+            print(f"group {n} (score {g['score']:.2f}):")
+            for k, it in enumerate(g["items"]):
                 keep = "keep " if k == 0 else "copy "
                 print(f"  {keep}{it['name']}  ({it['label']}, {float(it['duration']):.2f} s, {it['sample_rate']} Hz)  {it['id']}")
-        print(f"{len(result.groups)} groups among {result.files} files; {result.candidates} candidate pairs compared in {result.seconds:.1f} s")
+        print(f"{len(out['groups'])} groups among {out['files']} files; {out['candidate_pairs']} candidate pairs compared in {out['seconds']:.1f} s")
         if args.delete_copies:
+            deleted = out["deleted"]
             print(f"deleted {len(deleted)} copies (kept the first of each group)" + (": " + ", ".join(deleted) if deleted else ""))
-    if result.unreadable:
-        print(f"warning: {len(result.unreadable)} files could not be read to compare them: " + ", ".join(result.unreadable[:5]), file=sys.stderr)
+    if unreadable:
+        print(f"warning: {len(unreadable)} files could not be read to compare them: " + ", ".join(unreadable[:5]), file=sys.stderr)
     return 0
 
 
@@ -134,26 +156,25 @@ def _seconds_bar(desc: str):
 
 
 def cmd_scan(args) -> int:
-    from .scan import Scanner
-
-    lib = _library(args)
+    run = _runner(args)
     bar, update = _seconds_bar("scanning")
     try:
-        result = Scanner(lib).scan(args.recording, threshold=args.threshold, progress=update)
+        out = run.scan(args.recording, args.threshold, progress=lambda done, total, _: update(done, total))
     finally:
         bar.close()
+    seconds, unverifiable = out.pop("seconds"), out.pop("unverifiable")
     if args.json:
-        print(json.dumps(result.as_dict(lib.model, lib.collection)))
+        print(json.dumps(out))
     else:
-        print(f"model: {lib.model}  collection: {lib.collection}  recording: {result.recording} ({result.duration:.1f} s)")
-        if not result.detections:
-            print(f"no library sound found (threshold {result.threshold})")
-        for d in result.detections:
-            print(f"{_clock(d.start)} - {_clock(d.end)}  {d.score:.2f}  {d.name} ({d.label})")
-        print(f"{len(result.detections)} detections in {result.seconds:.1f} s ({result.seconds / max(result.duration, 1e-9):.3f} x real time)")
-    if result.unverifiable:
-        print(f"warning: {len(result.unverifiable)} library files could not be read to verify them: "
-              + ", ".join(result.unverifiable[:5]), file=sys.stderr)
+        print(f"{_header(run)}  recording: {out['recording']} ({out['duration']:.1f} s)")
+        if not out["detections"]:
+            print(f"no library sound found (threshold {out['threshold']})")
+        for d in out["detections"]:
+            print(f"{_clock(d['start'])} - {_clock(d['end'])}  {d['score']:.2f}  {d['name']} ({d['label']})")
+        print(f"{len(out['detections'])} detections in {seconds:.1f} s ({seconds / max(out['duration'], 1e-9):.3f} x real time)")
+    if unverifiable:
+        print(f"warning: {len(unverifiable)} library files could not be read to verify them: "
+              + ", ".join(unverifiable[:5]), file=sys.stderr)
     return 0
 
 
@@ -183,7 +204,7 @@ def _clock(seconds: float) -> str:
 
 
 def cmd_stats(args) -> int:
-    stats = _library(args).stats()
+    stats = _runner(args).stats()
     if args.json:
         print(json.dumps(stats))
     else:
@@ -195,18 +216,20 @@ def cmd_stats(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    lib = _library(args)
-    n = lib.delete(args.ids, path=str(Path(args.path).resolve()) if args.path else None)
-    print(f"deleted {n}")
+    out = _runner(args).delete(args.ids, path=str(Path(args.path).resolve()) if args.path else None)
+    print(json.dumps(out) if args.json else f"deleted {out['deleted']}")
     return 0
 
 
 def cmd_drop(args) -> int:
     """Drops the collection whatever it holds (also an older schema's, which cannot be opened)."""
     from .embedders import get_embedder
-    from .store import Store, collection_name
+    from .store import Store, collection_name, lite_lock_held
 
     settings = _settings(args)
+    if getattr(args, "app", None) or settings.app_url or (settings.is_lite and lite_lock_held(settings.uri)):
+        raise AppError("drop deletes the collection under the running app, which would break it: stop the app first "
+                       "(or empty the library from the app: SOUNDALIKE_ADMIN=1 enables its Clear button).")
     name = args.collection or collection_name(settings.library, get_embedder(settings).name)
     if not args.yes:
         print(f"refusing to drop {name} without --yes", file=sys.stderr)
@@ -238,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--collection", help="Milvus collection (default: <library>__<model>)")
         sp.add_argument("--uri", help="Milvus URI (default: $MILVUS_URI or the Lite file in $SOUNDALIKE_DATA_DIR)")
         sp.add_argument("--json", action="store_true", help="print one JSON object")
+        sp.add_argument("--app", metavar="URL", help="run through the app at URL (default: $SOUNDALIKE_APP; a running app "
+                        "that holds this data folder's library is found by itself)")
 
     sp = sub.add_parser("index", help="index audio files or folders (recursive)")
     sp.add_argument("paths", nargs="+")
@@ -307,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (AudioError, ModelUnavailable, StoreError, ValueError, KeyError) as exc:
+    except LibraryLocked as exc:
+        print(f"error: {exc}\nNo running app was found serving it (an app writes {APP_FILE} in its data folder). "
+              "If a command is still working on it, wait for it to finish; if an app serves it, pass its URL with --app.",
+              file=sys.stderr)
+        return 1
+    except (AudioError, ModelUnavailable, StoreError, AppError, ValueError, KeyError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 1

@@ -44,19 +44,25 @@ class IndexReport:
         }
 
     def summary(self) -> str:
-        text = (
-            f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
-            f"failed {len(self.failed)} in {self.seconds:.1f} s"
-        )
-        for name, reason in self.failed[:20]:
-            text += f"\n  failed: {name}: {reason}"
-        if len(self.failed) > 20:
-            text += f"\n  ... and {len(self.failed) - 20} more failures"
-        for s in self.suggestions[:20]:
-            sug = s["suggested_label"]
-            text += f"\n  {s['name']}: no label; " + (
-                f"sounds like {sug['label']} ({sug['votes']} of {sug['neighbours']} neighbours)" if sug else "no suggestion (its neighbours disagree or are unlabelled)")
-        return text
+        return index_summary(self.as_dict())
+
+
+def index_summary(report: dict) -> str:
+    """A report (IndexReport.as_dict(), here or from a running app) in a few lines for people."""
+    failed = report["failed"]
+    text = (
+        f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
+        f"failed {len(failed)} in {report['seconds']:.1f} s"
+    )
+    for f in failed[:20]:
+        text += f"\n  failed: {f['file']}: {f['reason']}"
+    if len(failed) > 20:
+        text += f"\n  ... and {len(failed) - 20} more failures"
+    for s in report["suggestions"][:20]:
+        sug = s["suggested_label"]
+        text += f"\n  {s['name']}: no label; " + (
+            f"sounds like {sug['label']} ({sug['votes']} of {sug['neighbours']} neighbours)" if sug else "no suggestion (its neighbours disagree or are unlabelled)")
+    return text
 
 
 @dataclass

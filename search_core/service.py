@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from . import operations
 from .audio import AUDIO_EXTENSIONS, AudioError, load_audio, require_sound
 from .dupes import DupesResult
 from .indexer import IndexReport, Progress
@@ -84,6 +86,8 @@ class Service:
         self.settings = settings or Settings.from_env()
         self._library = None
         self._lock = threading.Lock()
+        # Proves a request comes from the operator on this machine (see appfile.py, local_api.py).
+        self.local_secret = secrets.token_urlsafe(32)
         self.jobs: dict[str, Job] = {}
         self._jobs_lock = threading.Lock()
         self._map_cache: tuple | None = None
@@ -303,6 +307,28 @@ class Service:
 
     def stats(self) -> dict:
         return self.library.stats()
+
+    # -- the operator's own commands: the CLI, through the app's local endpoints (local_api.py) ----
+    # No permission check here: local_api admits only loopback requests that carry local_secret.
+    def index_paths(self, paths: list[str], label: str | None = None, progress: Progress | None = None) -> dict:
+        """Index files or folders of this machine in place, as `python -m search_core index` does."""
+        out = operations.index(self.library, paths, label, progress)
+        self._changed()
+        return out
+
+    def delete_local(self, ids: list[str], path: str | None = None) -> dict:
+        out = operations.delete(self.library, ids, path)
+        self._changed()
+        return out
+
+    def dupes_local(self, threshold: float, delete_copies: bool = False, progress: Callable | None = None) -> dict:
+        out = operations.dupes(self.library, threshold, delete_copies, progress, find=lambda t, p: self.dupes(t, p))
+        if delete_copies:
+            self._changed()
+        return out
+
+    def scan_local(self, recording: str, threshold: float, progress=None) -> dict:
+        return operations.scan(self.scanner, recording, threshold, progress)
 
     # -- uploads -------------------------------------------------------------------------------
     def ingest(self, files: Iterable[tuple[str, Path]]) -> tuple[list[Upload], list[tuple[str, str]]]:

@@ -75,6 +75,10 @@ class Settings:
     cache_max_mb: float = 1024.0
     sweep_interval: float = 60.0
     job_retention: float = 3600.0  # seconds a finished index/scan job's report stays readable
+    # The CLI beside a running app: it finds the app by the card in data_dir (appfile.py), or is
+    # told its URL; the secret comes from that card unless given here.
+    app_url: str | None = None
+    app_secret: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -106,6 +110,8 @@ class Settings:
             cache_max_mb=_env_float("SOUNDALIKE_CACHE_MAX_MB", 1024.0),
             sweep_interval=_env_float("SOUNDALIKE_SWEEP_INTERVAL", 60.0),
             job_retention=_env_float("SOUNDALIKE_JOB_RETENTION", 3600.0),
+            app_url=env.get("SOUNDALIKE_APP") or None,
+            app_secret=env.get("SOUNDALIKE_APP_SECRET") or None,
         )
         values.update(overrides)
         return cls(**values)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -47,6 +48,40 @@ SERVER_GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1}
 
 class StoreError(RuntimeError):
     """The vector store refused an operation; the message is for people."""
+
+
+class LibraryLocked(StoreError):
+    """The Milvus Lite file is open in another process: Lite allows one process per file."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        super().__init__(f"The library {uri} is open in another process (a running Soundalike app, or a command "
+                         "still working on it): Milvus Lite lets one process at a time open a library file.")
+
+
+def lite_lock_held(uri: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on this library file (it takes an
+    exclusive flock on `<db>/LOCK` while the file is open). A probe: it takes and drops the lock."""
+    lock = Path(uri) / "LOCK"
+    try:
+        import fcntl
+    except ImportError:  # Windows: Lite locks differently there; opening reports it
+        return False
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:  # no lock file: the library was never opened, or is not a Lite file
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -190,6 +225,8 @@ class Store:
             # dedicated: this client owns its channel, so a reconnect never inherits a broken one
             return MilvusClient(self.uri, token=self.token or "", dedicated=True, grpc_options=options)
         except Exception as exc:
+            if self.is_lite and lite_lock_held(self.uri):
+                raise LibraryLocked(self.uri) from None
             raise StoreError(f"Cannot open Milvus at {self.where} ({str(exc).splitlines()[0]})") from None
 
     def _reconnect(self, broken) -> None:
