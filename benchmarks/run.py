@@ -17,6 +17,8 @@ Sections:
   dupes     the near-duplicate finder (benchmarks/dupes.py): altered copies of sample clips among the
             others, pair recall/precision per threshold vs embedding alone; with --dupes-scale 10000,
             its time on a library of 10k generated files (indexing them takes ~40 min on 2 cores)
+  restart   a reopened Lite library's first search (benchmarks/restart.py): open + first search with
+            the saved search mirror, and without it (every vector read back from Milvus Lite)
   soak      (only with --only soak) 1,000 searches with distinct uploads through the REST and Gradio
             APIs of the running app: the visitor-file folder and RSS over time (benchmarks/soak.py);
             the run exits 1 when the folder ends over its bound or RSS grew more than 10 %
@@ -320,17 +322,18 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "soak"],
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "soak"],
                     help="soak is only run when named here (it takes ~5 min and fails the run when its checks fail)")
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
     ap.add_argument("--scale-sizes", nargs="+", type=int, default=[10_000, 100_000],
                     help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
+    ap.add_argument("--restart-sizes", nargs="+", type=int, default=[100_000], help="library sizes (512-d) of the restart section")
     ap.add_argument("--dupes-scale", nargs="*", type=int, default=[], help="generated library sizes to time dupes on (e.g. 10000)")
     ap.add_argument("--soak-searches", type=int, default=1000, help="searches of the soak section")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
-    sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes"]
+    sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart"]
     smoke = args.smoke
     models = ["mfcc"] if smoke else args.models
     tmp = tempfile.TemporaryDirectory(prefix="soundalike-bench-")
@@ -360,12 +363,16 @@ def main(argv=None) -> int:
         from .dupes import bench_dupes
 
         result["dupes"] = bench_dupes(work, "mfcc" if smoke else "aisfx", smoke, () if smoke else tuple(args.dupes_scale))
+    if "restart" in sections:
+        from .restart import bench_restart
+
+        result["restart"] = bench_restart(work, (2000,) if smoke else tuple(args.restart_sizes))
     if "soak" in sections:
         from .soak import bench_soak
 
         result["soak"] = bench_soak(work, "mfcc" if smoke else "aisfx", searches=40 if smoke else args.soak_searches,
                                     every=20 if smoke else 200)
-    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory") if k in result)
+    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory", "restart") if k in result)
     if "scan" in result:
         from .scan import scan_tables
 

@@ -53,6 +53,7 @@ class Library:
             self._suggest_for_unlabelled(report)
             return report
         finally:
+            Store.save_mirrors()  # the next start reads the library's vectors back in a second
             self._index_lock.release()
 
     def _suggest_for_unlabelled(self, report: IndexReport) -> None:

@@ -8,11 +8,17 @@ is fetched from Milvus. Servers/clusters (MILVUS_URI) search in Milvus itself (H
 
 Rows are segments; each row belongs to a file. Searches return one result per file (its best
 segment), so a long file with many segments counts once.
+
+Reading every vector back out of Lite is slow (minutes at 100k rows), so a mirror is also kept on
+disk beside the library (`save`/`load`); store.py decides when a saved copy may be trusted.
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -39,6 +45,11 @@ class VectorMirror:
         self._alive = np.zeros(0, dtype=bool)
         self._free: list[int] = []
         self._lock = threading.RLock()
+        self.generation = 0  # bumped by every change (and by store.py before a write reaches Milvus)
+        self.saved_generation = -1  # the generation its saved copy holds (-1: none)
+        self.snapshot: Path | None = None  # where store.py keeps the saved copy, and what it notes in it
+        self.meta: dict = {}
+        self.retired = False  # set when store.py stops trusting it: never saved after that
 
     def __len__(self) -> int:
         """Rows (segments) held."""
@@ -74,6 +85,7 @@ class VectorMirror:
         files = list(files) if files is not None else list(ids)
         spans = np.zeros((len(ids), 2), np.float32) if spans is None else np.asarray(spans, np.float32).reshape(len(ids), 2)
         with self._lock:
+            self.generation += 1
             for id_, file_id, vec, span in zip(ids, files, vectors, spans):
                 row = self._pos.get(id_)
                 if row is None:
@@ -103,6 +115,7 @@ class VectorMirror:
     def delete(self, ids: Iterable[str]) -> None:
         """Rows by row id."""
         with self._lock:
+            self.generation += 1
             for id_ in ids:
                 row = self._pos.pop(id_, None)
                 if row is None:
@@ -180,3 +193,71 @@ class VectorMirror:
                 return [[] for _ in range(len(q))]
             scores = self._scores(q, rows)
             return [self._group(scores[i], k, rows, skip) for i in range(len(q))]
+
+    # -- on disk ----------------------------------------------------------------------------------
+    def save(self, path: Path, meta: dict) -> bool:
+        """Write the live rows to `path` (an uncompressed .npz) atomically, with `meta` beside them.
+        The arrays are copied under the lock and written outside it, so searches go on meanwhile;
+        if the mirror changed in between, nothing is written and False is returned."""
+        with self._lock:
+            generation = self.generation
+            rows = np.flatnonzero(self._alive[: len(self._ids)])
+            ids = np.array([self._ids[r].encode() for r in rows], dtype="S")  # utf-8, no pickling
+            files = np.array([self._files[r].encode() for r in rows], dtype="S")
+            mat, spans = self._mat[rows], self._spans[rows]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as out:
+                np.savez(out, ids=ids, files=files, mat=mat, spans=spans,
+                         meta=np.frombuffer(json.dumps({**meta, "rows": len(rows), "dim": self.dim}).encode(), np.uint8))
+            with self._lock:
+                if self.generation != generation or self.retired:
+                    return False
+                os.replace(tmp, path)
+                return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: Path, dim: int) -> tuple["VectorMirror", dict]:
+        """A mirror from `save`, and its meta. Raises (OSError, ValueError, KeyError, ...) on a
+        missing, truncated or foreign file: the caller rebuilds then."""
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes())
+            ids, files, mat, spans = z["ids"], z["files"], z["mat"], z["spans"]
+        n = len(ids)
+        if meta.get("dim") != dim or mat.shape != (n, dim) or len(files) != n or spans.shape != (n, 2) or meta.get("rows") != n:
+            raise ValueError("the saved mirror does not match its collection's shape")
+        mirror = cls(dim)
+        mirror._ids = [i.decode() for i in ids]
+        mirror._files = [f.decode() for f in files]
+        mirror._pos = {i: r for r, i in enumerate(mirror._ids)}
+        if len(mirror._pos) != n:
+            raise ValueError("the saved mirror repeats a row id")
+        for r, f in enumerate(mirror._files):
+            mirror._rows_of.setdefault(f, set()).add(r)
+        mirror._mat = np.ascontiguousarray(mat, dtype=np.float32)
+        mirror._spans = np.ascontiguousarray(spans, dtype=np.float32)
+        mirror._alive = np.ones(n, dtype=bool)
+        return mirror, meta
+
+    def row_ids_of(self, file_ids: Iterable[str]) -> list[str]:
+        """The row ids each file holds (its segments), as Milvus holds them."""
+        with self._lock:
+            return [self._ids[r] for f in file_ids for r in sorted(self._rows_of.get(f, ()))]
+
+    def rows(self, ids: Sequence[str]) -> dict[str, tuple[str, np.ndarray, tuple[float, float]]]:
+        """{row id: (file id, vector, (start, end))} for the ids held (to check a loaded copy)."""
+        with self._lock:
+            return {i: (self._files[r], self._mat[r].copy(), (float(self._spans[r][0]), float(self._spans[r][1])))
+                    for i in ids if (r := self._pos.get(i)) is not None}
+
+    def sample_ids(self, k: int, seed: int | None = None) -> list[str]:
+        with self._lock:
+            live = [i for i in self._ids if i is not None]
+        if len(live) <= k:
+            return live
+        rng = np.random.default_rng(seed)
+        return [live[j] for j in sorted(rng.choice(len(live), k, replace=False))]

@@ -183,8 +183,11 @@ class Service:
         return self._sweeper
 
     def housekeep(self, now: float | None = None) -> SweepReport:
-        """One round of chores: sweep visitor files, forget old jobs."""
+        """One round of chores: sweep visitor files, forget old jobs, save changed search mirrors."""
+        from .store import Store
+
         self.prune_jobs(now)
+        Store.save_mirrors()
         return self.sweeper.sweep(now)
 
     def start_housekeeping(self) -> Housekeeper:

@@ -38,6 +38,7 @@ PATH_MAX = 2048
 TEXT_MAX = 512
 FILE_FIELDS = ["file_id", "path", "name", "label", "duration", "sample_rate", "indexed_at"]
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each reconnect-and-retry
+MIRROR_CHECK_ROWS = 32  # rows of a saved mirror compared with Milvus before it is trusted
 
 # Lite's server runs in this process on loopback: pings detect nothing there and only provoke
 # GOAWAY too_many_pings. A local subchannel pool makes every reconnect a truly fresh channel.
@@ -57,6 +58,18 @@ class LibraryLocked(StoreError):
         self.uri = uri
         super().__init__(f"The library {uri} is open in another process (a running Soundalike app, or a command "
                          "still working on it): Milvus Lite lets one process at a time open a library file.")
+
+
+_exit_hook: list[bool] = []
+
+
+def _save_at_exit() -> None:
+    """Once per process: save changed mirrors when the interpreter exits normally."""
+    if not _exit_hook:
+        import atexit
+
+        atexit.register(lambda: Store.save_mirrors())
+        _exit_hook.append(True)
 
 
 def lite_lock_held(uri: str) -> bool:
@@ -277,7 +290,9 @@ class Store:
     @classmethod
     def close_all(cls) -> None:
         """Close every shared client and stop this process's Milvus Lite servers, so their files
-        are free for other processes (tests, shutdown, a benchmark handing a library to the CLI)."""
+        are free for other processes (tests, shutdown, a benchmark handing a library to the CLI).
+        Changed mirrors are saved first, so the next process starts fast."""
+        cls.save_mirrors()
         with cls._clients_lock:
             lite = {key.split("|", 1)[0] for key in cls._clients if is_lite_uri(key.split("|", 1)[0])}
             for client in cls._clients.values():
@@ -332,7 +347,8 @@ class Store:
             )
             self._call("load_collection", self.collection)
             if self.use_mirror:  # new and empty: the mirror starts complete, upserts keep it so
-                self._mirrors[self._mirror_key] = VectorMirror(self.dim)
+                self._snapshot.unlink(missing_ok=True)  # a copy left by a dropped namesake
+                self._adopt(VectorMirror(self.dim), saved=False)
 
     @property
     def is_lite(self) -> bool:
@@ -368,6 +384,8 @@ class Store:
         probe.uri, probe.collection, probe.token, probe.grpc_options = uri, collection, token, None
         probe._lock = threading.RLock()
         cls._mirrors.pop((uri, collection), None)
+        if is_lite_uri(uri):
+            (Path(f"{uri}.mirror") / f"{collection}.npz").unlink(missing_ok=True)
         if not probe._call("has_collection", collection):
             return None
         probe._call("load_collection", collection)
@@ -403,18 +421,27 @@ class Store:
             return 0
         rows = [row for r in records for row in self._rows(r)]
         with self._lock:
-            # A file stored again with fewer segments must not keep its old extra ones.
-            stale = [i for i in self._segment_ids([r.id for r in records]) if i not in {row["id"] for row in rows}]
-            if stale:
-                self._delete_rows(stale)
-            for start in range(0, len(rows), 512):
-                self._call("upsert", self.collection, rows[start : start + 512])
-            mirror = self._mirrors.get(self._mirror_key)
+            mirror = self._before_write()
+            try:
+                # A file stored again with fewer segments must not keep its old extra ones.
+                stale = [i for i in self._segment_ids([r.id for r in records], mirror) if i not in {row["id"] for row in rows}]
+                if stale:
+                    self._delete_rows(stale)
+                for start in range(0, len(rows), 512):
+                    self._call("upsert", self.collection, rows[start : start + 512])
+            except BaseException:
+                self._forget_mirror()  # some batches may have landed: the copy no longer knows
+                raise
             if mirror is not None:
                 mirror.upsert_rows(rows)
         return len(records)
 
-    def _segment_ids(self, file_ids: Sequence[str]) -> list[str]:
+    def _segment_ids(self, file_ids: Sequence[str], mirror: VectorMirror | None = None) -> list[str]:
+        """Row ids of these files' segments. Lite filters by scanning every row (each query costs
+        more as the library grows: indexing became quadratic), so a mirror that is in step with the
+        collection answers instead; a server's query uses its scalar index."""
+        if mirror is not None:
+            return mirror.row_ids_of(file_ids)
         out: list[str] = []
         for start in range(0, len(file_ids), 200):
             chunk = list(file_ids[start : start + 200])
@@ -422,9 +449,13 @@ class Store:
         return out
 
     def _delete_rows(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), 500):
-            self._call("delete", self.collection, ids=list(ids[start : start + 500]))
-        mirror = self._mirrors.get(self._mirror_key)
+        mirror = self._before_write()
+        try:
+            for start in range(0, len(ids), 500):
+                self._call("delete", self.collection, ids=list(ids[start : start + 500]))
+        except BaseException:
+            self._forget_mirror()
+            raise
         if mirror is not None:
             mirror.delete(ids)
 
@@ -437,12 +468,22 @@ class Store:
             files = sorted(self.existing_ids(ids)) if ids else []
             if not files:
                 return 0
-            self._delete_rows(self._segment_ids(files))
+            self._delete_rows(self._segment_ids(files, self._mirrors.get(self._mirror_key) if self.is_lite else None))
             return len(files)
+
+    def _forget_mirror(self) -> None:
+        """The mirror may disagree with Milvus (a write failed half-way, or the collection goes):
+        dropped, with its saved copy; the next search reads the vectors from Milvus again."""
+        mirror = self._mirrors.pop(self._mirror_key, None)
+        if mirror is not None:
+            with mirror._lock:
+                mirror.retired = True  # a save in flight, or one about to start, gives up
+        if self.is_lite:
+            self._snapshot.unlink(missing_ok=True)
 
     def drop(self) -> None:
         with self._lock:
-            self._mirrors.pop(self._mirror_key, None)
+            self._forget_mirror()
             if self._call("has_collection", self.collection):
                 self._call("drop_collection", self.collection)
 
@@ -451,43 +492,144 @@ class Store:
     def _mirror_key(self) -> tuple[str, str]:
         return (self.uri, self.collection)
 
+    @property
+    def _snapshot(self) -> Path:
+        """The saved copy of this collection's mirror, beside the Lite file."""
+        return Path(f"{self.uri}.mirror") / f"{self.collection}.npz"
+
     def _mirror(self) -> VectorMirror:
-        """Load every vector once (then kept in step by upsert/delete/drop)."""
+        """The mirror: from its saved copy when that matches the collection, else every vector read
+        from Milvus once (then kept in step by upsert/delete/drop, and saved again)."""
         with self._lock:
             mirror = self._mirrors.get(self._mirror_key)
             if mirror is None:
-                mirror = VectorMirror(self.dim)
-                rows: list[dict] = []
-                for row in self.iterate(("id", "file_id", "seg_start", "seg_end", "embedding"), batch=2000, files_only=False):
-                    rows.append(row)
-                    if len(rows) >= 10000:
+                mirror = self._load_snapshot()
+                if mirror is None:
+                    mirror = VectorMirror(self.dim)
+                    rows: list[dict] = []
+                    for row in self.iterate(("id", "file_id", "seg_start", "seg_end", "embedding"), batch=2000, files_only=False):
+                        rows.append(row)
+                        if len(rows) >= 10000:
+                            mirror.upsert_rows(rows)
+                            rows.clear()
+                    if rows:
                         mirror.upsert_rows(rows)
-                        rows.clear()
-                if rows:
-                    mirror.upsert_rows(rows)
-                self._mirrors[self._mirror_key] = mirror
+                    self._adopt(mirror, saved=False)
+                else:
+                    self._adopt(mirror, saved=True)
             return mirror
+
+    def _adopt(self, mirror: VectorMirror, *, saved: bool) -> None:
+        mirror.saved_generation = mirror.generation if saved else -1
+        mirror.snapshot, mirror.meta = self._snapshot, {"collection": self.collection, "model": self.model, "schema": SCHEMA_VERSION}
+        self._mirrors[self._mirror_key] = mirror
+        _save_at_exit()
+
+    def _load_snapshot(self) -> VectorMirror | None:
+        """The saved mirror, only if it matches the collection: same collection, model and schema,
+        as many rows as Milvus holds, and a random sample of rows identical to Milvus's. Anything
+        else (missing, truncated, stale, foreign) is None, and the copy is removed."""
+        path = self._snapshot
+        if not path.is_file():
+            return None
+        try:
+            mirror, meta = VectorMirror.load(path, self.dim)
+            ok = (meta.get("collection") == self.collection and meta.get("model") == self.model
+                  and meta.get("schema") == SCHEMA_VERSION and len(mirror) == self._count_rows(""))
+            if ok:
+                sample = mirror.sample_ids(MIRROR_CHECK_ROWS)
+                held = mirror.rows(sample)
+                found = self._call("query", self.collection, filter=_in("id", sample) if sample else "",
+                                   output_fields=["file_id", "seg_start", "seg_end", "embedding"]) if sample else []
+                ok = len(found) == len(sample)
+                for r in found:
+                    mine = held.get(r["id"])
+                    vec = np.asarray(r["embedding"], np.float32)
+                    vec = vec / max(float(np.linalg.norm(vec)), 1e-12)
+                    ok = ok and mine is not None and mine[0] == r["file_id"] and np.allclose(mine[1], vec, atol=1e-5) \
+                        and np.allclose(mine[2], (r["seg_start"], r["seg_end"]), atol=1e-3)
+            if ok:
+                return mirror
+        except StoreError:
+            raise
+        except Exception:  # unreadable or foreign: rebuilt below, never trusted
+            pass
+        path.unlink(missing_ok=True)
+        return None
+
+    def _before_write(self) -> VectorMirror | None:
+        """A write is about to reach Milvus. On Lite its saved mirror is removed first, so that a
+        crash in the middle of the write leaves no copy that disagrees with the collection; the
+        mirror in memory (loaded from that copy if need be) takes the write too and is saved again
+        later. (A Store made with mirror=False still keeps another Store's mirror in step.)"""
+        if not self.is_lite:
+            return None
+        with self._lock:
+            mirror = self._mirrors.get(self._mirror_key)
+            if mirror is None and self.use_mirror:  # keep a saved copy in step (a fast load); with
+                mirror = self._load_snapshot()      # none, the next search reads Milvus anyway
+                if mirror is not None:
+                    self._adopt(mirror, saved=True)
+        if mirror is None:
+            self._snapshot.unlink(missing_ok=True)
+            return None
+        with mirror._lock:
+            mirror.generation += 1  # a save in flight gives up
+            self._snapshot.unlink(missing_ok=True)
+        return mirror
+
+    @classmethod
+    def save_mirrors(cls) -> int:
+        """Save every mirror of this process that changed since it was loaded or saved; returns how
+        many were written. Called after indexing, by the app's housekeeper, at close and at exit."""
+        written = 0
+        for (uri, _), mirror in list(cls._mirrors.items()):
+            generation = mirror.generation
+            if generation == mirror.saved_generation or mirror.snapshot is None or not Path(uri).exists():
+                continue  # unchanged, or its library is gone (a temporary one, removed)
+            try:
+                if mirror.save(mirror.snapshot, mirror.meta):
+                    mirror.saved_generation = generation
+                    written += 1
+            except OSError:
+                pass  # a full or read-only disk: the next start reads the vectors from Milvus
+        return written
 
     # -- reads ----------------------------------------------------------------------------------
     def count(self) -> int:
-        """Files in the library (not segments)."""
-        res = self._call("query", self.collection, filter="seg == 0", output_fields=["count(*)"])
-        return int(res[0]["count(*)"]) if res else 0
+        """Files in the library (not segments). On Lite the mirror counts: Lite answers count(*)
+        by scanning every row (seconds at 100k rows)."""
+        if self.use_mirror:
+            return self._mirror().files
+        return self._count_rows("seg == 0")
 
     def count_segments(self) -> int:
-        res = self._call("query", self.collection, filter="", output_fields=["count(*)"])
+        if self.use_mirror:
+            return len(self._mirror())
+        return self._count_rows("")
+
+    def _count_rows(self, flt: str) -> int:
+        res = self._call("query", self.collection, filter=flt, output_fields=["count(*)"])
         return int(res[0]["count(*)"]) if res else 0
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[dict]:
-        """File metadata by file id (`id` is the file id); `embedding` is the mean of its segments."""
+        """File metadata by file id (`id` is the file id); `embedding` is the mean of its segments.
+        Rows are fetched by primary key (every file has a segment 0; on Lite the mirror names the
+        other segments): a `file_id in [...]` filter makes Lite scan every row."""
         ids = list(dict.fromkeys(str(i) for i in ids))
         if not ids:
             return []
+        mirror = self._mirror() if self.use_mirror and with_vectors else None
         out: list[dict] = []
         for start in range(0, len(ids), 200):
             chunk = ids[start : start + 200]
             fields = FILE_FIELDS + (["seg", "embedding"] if with_vectors else [])
-            flt = _in("file_id", chunk) + ("" if with_vectors else " and seg == 0")
+            if not with_vectors:
+                flt = _in("id", [row_id(f, 0) for f in chunk])
+            elif mirror is not None:
+                flt = _in("id", mirror.row_ids_of(chunk) or ["-"])
+            else:
+                flt = _in("file_id", chunk)
             rows = self._call("query", self.collection, filter=flt, output_fields=fields)
             by_file: dict[str, list[dict]] = {}
             for r in rows:

@@ -106,3 +106,72 @@ def sample_settings(tmp_path_factory) -> Settings:
     report = Library(s).index([SAMPLE_DATA])
     s.__dict__["_report"] = report  # frozen dataclass: keep the report beside it for the tests
     return s
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory) -> str:
+    """A real Milvus server (standalone 2.3.5, from the PyPI `milvus` package, installed by
+    `scripts/install.sh --dev`) for the session; yields its URI. The wrapper does not stop the
+    server binary on SIGTERM, so it runs in its own process group and the whole group is ended."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).parent / "milvus-server"
+    if not exe.exists():
+        pytest.fail("milvus-server is missing: install the test tools with `bash scripts/install.sh --dev`")
+    root = tmp_path_factory.mktemp("milvus_server")
+    for attempt in range(2):  # a port taken between choosing and binding it: choose again
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = root / f"server-{attempt}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([str(exe), "--data", str(root / f"data-{attempt}"), "--proxy-port", str(port)],
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        up = False
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+                from pymilvus import MilvusClient
+
+                c = MilvusClient(uri, timeout=5)
+                c.list_collections()
+                c.close()
+                up = True
+                break
+            except Exception:
+                time.sleep(1)
+        if up:
+            break
+        _end_group(proc)
+    else:
+        pytest.fail(f"the Milvus server did not start:\n{log.read_text()[-3000:]}")
+    try:
+        yield uri
+    finally:
+        Store.close_all()
+        _end_group(proc)
+
+
+def _end_group(proc) -> None:
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            # the group may outlive its leader: make sure nothing of it is left
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

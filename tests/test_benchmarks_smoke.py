@@ -23,3 +23,6 @@ def test_benchmark_smoke_run(tmp_path):
     assert all(row["failed"] == 0 for row in result["indexing"])
     assert all(row["e2e_p50_ms"] >= row["forward_p50_ms"] > 0 for row in result["latency"])
     assert all("error" not in row and row["peak_mb"] >= row["loaded_mb"] > 0 for row in result["memory"])
+    # a reopened library reads its saved mirror; without it, it reads every vector back (and still answers)
+    assert "## restart" in r.stdout
+    assert all(row["from_saved_copy"] and not row["without_copy_from_saved"] for row in result["restart"])

@@ -8,7 +8,7 @@ from .conftest import REPO, SAMPLE_DATA
 
 
 def run(args, tmp_path, **env):
-    e = dict(os.environ, SOUNDALIKE_DATA_DIR=str(tmp_path / "data"), SOUNDALIKE_MODEL="aisfx", **env)
+    e = {**os.environ, "SOUNDALIKE_DATA_DIR": str(tmp_path / "data"), "SOUNDALIKE_MODEL": "aisfx", **env}
     return subprocess.run([sys.executable, "-m", "search_core", *args], cwd=REPO, env=e, capture_output=True, text=True, timeout=600)
 
 
@@ -82,3 +82,64 @@ def test_eval_compares_models_on_a_labelled_folder(tmp_path):
             assert 0.0 <= v <= 1.0
         assert m["overall"]["p@1"] > 1 / 3  # better than chance on 3 balanced classes
         assert m["knn_accuracy"] == m["overall"]["knn_accuracy"] and m["knn_accuracy"] > 1 / 3
+
+
+def test_index_killed_midway_then_run_again_loses_and_duplicates_nothing(tmp_path):
+    """kill -9 in the middle of `index` on a Lite file, then the same command: every file once."""
+    import re
+    import signal
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    from .conftest import synth
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    kinds = ("tone", "noise", "chirp", "clicks")
+    for i in range(200):
+        sf.write(folder / f"s{i:03d}.wav", synth(kinds[i % 4], 1.0, 16000, seed=i) * np.float32(0.5 + (i % 7) / 14), 16000)
+    err = tmp_path / "index.err"
+    e = dict(os.environ, SOUNDALIKE_DATA_DIR=str(tmp_path / "data"), SOUNDALIKE_MODEL="mfcc")
+    with err.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "search_core", "index", str(folder)], cwd=REPO, env=e, stderr=out, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            done = [int(n) for n in re.findall(r"(\d+)/200", err.read_text(errors="replace"))]
+            if done and max(done) >= 130:  # two batches of 64 stored, the rest not yet
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "indexing finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = json.loads(run(["stats", "--json"], tmp_path, SOUNDALIKE_MODEL="mfcc").stdout)["count"]
+    assert 0 < before < 200
+    r = run(["index", str(folder), "--json"], tmp_path, SOUNDALIKE_MODEL="mfcc")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["unchanged"] == before and report["added"] == 200 - before and report["failed"] == []
+    assert json.loads(run(["stats", "--json"], tmp_path, SOUNDALIKE_MODEL="mfcc").stdout)["count"] == 200
+    r = run(["search", str(folder / "s123.wav"), "--top-k", "1", "--json"], tmp_path, SOUNDALIKE_MODEL="mfcc")
+    assert json.loads(r.stdout)["results"][0]["name"] == "s123"
+    from search_core.store import Store
+
+    store = Store(str(tmp_path / "data" / "soundalike.db"), "library__mfcc", "mfcc", 38)
+    assert store.count_segments() == 200  # one row per (short) file: nothing stored twice
+    assert sorted(len(store.ids_for_path(str((folder / f"s{i:03d}.wav").resolve()))) for i in range(200)) == [1] * 200
+
+
+def test_index_on_a_milvus_server_counts_what_it_wrote(tmp_path, sounds, milvus_server):
+    """Read your writes on a server: the count printed right after `index` includes its writes."""
+    import uuid
+
+    env = {"MILVUS_URI": milvus_server, "SOUNDALIKE_LIBRARY": f"t{uuid.uuid4().hex[:10]}"}
+    r = run(["index", str(sounds)], tmp_path, **env)
+    assert r.returncode == 0, r.stderr
+    assert "added 12" in r.stdout and "library now holds 12 sounds" in r.stdout
+    r = run(["delete", "--path", str(sounds / "tone" / "tone_0.wav")], tmp_path, **env)
+    assert r.stdout.strip() == "deleted 1"
+    assert json.loads(run(["stats", "--json"], tmp_path, **env).stdout)["count"] == 11
+    out = json.loads(run(["search", str(sounds / "chirp" / "chirp_1.wav"), "--json"], tmp_path, **env).stdout)
+    assert out["results"][0]["name"] == "chirp_1"
+    assert "dropped" in run(["drop", "--yes"], tmp_path, **env).stdout

@@ -2,6 +2,7 @@ import contextlib
 import os
 import sys
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -20,12 +21,19 @@ def vectors():
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def store(tmp_path, vectors):
-    s = Store(str(tmp_path / "t.db"), "lib__m", "m", 8)
+@pytest.fixture(params=["lite", "server"])
+def store(request, tmp_path, vectors):
+    """The store contract holds on both tiers: a Milvus Lite file, and a real Milvus server (HNSW)."""
+    if request.param == "lite":
+        uri, name = str(tmp_path / "t.db"), "lib__m"
+    else:
+        uri, name = request.getfixturevalue("milvus_server"), f"t_{uuid.uuid4().hex[:12]}"
+    s = Store(uri, name, "m", 8)
     labels = ["a", "a", "b", 'q"uote', "b", "a"]
     s.upsert([rec(i, vectors[i], labels[i], duration=float(i)) for i in range(6)])
-    return s
+    yield s
+    if request.param == "server":
+        Store.drop_collection(uri, name)
 
 
 def test_round_trip_search_count_get(store, vectors):
@@ -62,22 +70,22 @@ def test_delete_by_id_and_path_and_drop(store):
     assert store.count() == 4
     assert store.ids_for_path("/lib/2.wav") == ["id2"]
     store.drop()
-    assert not store.client.has_collection("lib__m")
+    assert not store.client.has_collection(store.collection)
 
 
-def test_reopen_after_close_keeps_data_and_searches(tmp_path, store, vectors):
+def test_reopen_after_close_keeps_data_and_searches(store, vectors):
     Store.close_all()
-    again = Store(str(tmp_path / "t.db"), "lib__m", "m", 8)
+    again = Store(store.uri, store.collection, "m", 8)
     assert again.count() == 6
     assert again.search(vectors[4], 1)[0].id == "id4"
     assert again.label_counts() == {"a": 3, "b": 2, 'q"uote': 1}
 
 
-def test_model_or_dim_mismatch_is_refused(tmp_path, store):
+def test_model_or_dim_mismatch_is_refused(store):
     with pytest.raises(StoreError, match="holds m vectors"):
-        Store(str(tmp_path / "t.db"), "lib__m", "other-model", 8)
+        Store(store.uri, store.collection, "other-model", 8)
     with pytest.raises(StoreError, match="dim 8"):
-        Store(str(tmp_path / "t.db"), "lib__m", "m", 16)
+        Store(store.uri, store.collection, "m", 16)
 
 
 def test_bad_vectors_are_refused(store):
