@@ -39,7 +39,7 @@ def _runner(args):
     holds the library file (Milvus Lite lets one process open it), or an app named by --app."""
     from .appclient import AppClient
     from .operations import Runner
-    from .store import LibraryLocked, lite_lock_held
+    from .store import lite_lock_held
 
     settings = _settings(args)
     url = getattr(args, "app", None) or settings.app_url

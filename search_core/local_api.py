@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -72,8 +73,6 @@ def local_router(service: Service) -> APIRouter:
 
     @router.get("/hello")
     def hello() -> dict:
-        import os
-
         from .appfile import library_key
 
         lib = service.library

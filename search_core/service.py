@@ -38,7 +38,7 @@ from .dupes import DupesResult
 from .indexer import IndexReport, Progress
 from .search import SearchResult
 from .settings import Settings
-from .store import StoreError
+from .store import Store, StoreError
 from .sweeper import Housekeeper, SweepReport, Sweeper
 
 FORMAT_EXT = {"WAV": ".wav", "WAVEX": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3", "AIFF": ".aiff", "AU": ".au", "CAF": ".caf", "W64": ".w64", "RF64": ".wav"}
@@ -184,8 +184,6 @@ class Service:
 
     def housekeep(self, now: float | None = None) -> SweepReport:
         """One round of chores: sweep visitor files, forget old jobs, save changed search mirrors."""
-        from .store import Store
-
         self.prune_jobs(now)
         Store.save_mirrors()
         return self.sweeper.sweep(now)
