@@ -21,6 +21,7 @@ from search_core.audio import AudioError  # noqa: E402
 from search_core.embedders import ModelUnavailable  # noqa: E402
 from search_core.dupes import DEFAULT_THRESHOLD as DUPES_THRESHOLD  # noqa: E402
 from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
+from search_core.search import tags_text  # noqa: E402
 from search_core.timeline import clock  # noqa: E402
 from search_core.service import PermissionDenied, Service  # noqa: E402
 from search_core.settings import Settings  # noqa: E402
@@ -36,6 +37,24 @@ CSS = """
 .dupe-group audio { height: 28px; vertical-align: middle; }
 #header h1 { margin-bottom: 0; }
 """
+# Hooks plotly's click on the map's points (the plot is re-drawn on every tab open) and sends
+# the point's "<layout key>:<row>" to Python through the hidden map-pick element.
+MAP_CLICK_JS = """
+const hook = () => {
+  for (const div of document.querySelectorAll('#library-map .js-plotly-plot')) {
+    if (div.dataset.soundalike === '1' || typeof div.on !== 'function') continue;
+    div.dataset.soundalike = '1';
+    div.on('plotly_click', (ev) => {
+      const p = ev && ev.points && ev.points[0];
+      if (!p || p.customdata === undefined) return;
+      props.value = String(p.customdata) + '#' + Date.now();  // a click on the same point plays it again
+      trigger('change');
+    });
+  }
+};
+new MutationObserver(hook).observe(document.body, {childList: true, subtree: true});
+hook();
+"""
 USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
 
 
@@ -48,20 +67,14 @@ class Handlers:
     def __init__(self, service: Service):
         self.service = service
 
+    def error(self, exc: BaseException) -> gr.Error:
+        """A user error as a UI message (no server paths on a public demo)."""
+        return gr.Error(self.service.visible_error(exc))
+
     def header_md(self) -> str:
-        try:
-            lib = self.service.library
-        except ModelUnavailable as exc:
-            return f"# Soundalike\n**The model could not be loaded:** {exc}"
-        except StoreError as exc:
-            return f"# Soundalike\n**The library cannot be opened:** {exc}"
-        stats = lib.stats()
-        note = f" · _{stats['model_note']}_" if stats["model_note"] else ""
-        return (
-            f"# Soundalike\nUpload or record a sound; hear the most similar clips of the library.\n\n"
-            f"**Model:** `{lib.model}` ({lib.embedder.dim}-d){note} · **Library:** {stats['count']} sounds "
-            f"in {len(stats['labels'])} categories"
-        )
+        """One line a visitor reads at a glance; reasons and the operator's how-to collapsed below it."""
+        st = self.service.status()
+        return header_markdown(st.line, st.details)
 
     def categories(self) -> list[str]:
         return [ANY, *self.service.library.store.label_counts().keys()]
@@ -71,16 +84,21 @@ class Handlers:
         return pd.DataFrame({"category": list(counts), "sounds": list(counts.values())})
 
     def refresh(self):
-        try:
-            empty = self.service.library.count() == 0
-        except (ModelUnavailable, StoreError):
-            return self.header_md(), gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame()
-        return self.header_md(), gr.update(visible=empty), gr.update(choices=self.categories()), self.library_table()
+        """Header, empty-library banner, categories, library table, and whether to poll again
+        (while the model loads)."""
+        st = self.service.status()
+        header = header_markdown(st.line, st.details)
+        if not st.ready:
+            return header, gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame(), gr.Timer(active=st.state == "loading")
+        return header, gr.update(visible=st.count == 0), gr.update(choices=self.categories()), self.library_table(), gr.Timer(active=False)
 
     def search(self, audio_path, top_k, category, max_duration):
         if not audio_path:
             raise gr.Error("Upload or record a sound first.")
-        count = self.service.library.count()
+        try:
+            count = self.service.library.count()
+        except USER_ERRORS as exc:
+            raise self.error(exc) from None
         if count == 0:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
@@ -88,7 +106,7 @@ class Handlers:
             with self.service.in_use(audio_path):
                 result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise self.error(exc) from None
         status = f"Top {len(result.frame)} of {count} sounds" if len(result.frame) else "No sound matches these filters."
         return self.show_results(result, status)
 
@@ -100,7 +118,7 @@ class Handlers:
             result = self.service.similar_by_id(ids[i], int(top_k))
             item = self.service.library.get(ids[i])
         except (KeyError, *USER_ERRORS) as exc:
-            raise gr.Error("That sound is no longer in the library." if isinstance(exc, KeyError) else str(exc)) from None
+            raise (gr.Error("That sound is no longer in the library.") if isinstance(exc, KeyError) else self.error(exc)) from None
         return self.show_results(result, f"More like **{item['name']}** ({item['label']}): top {len(result.frame)}")
 
     def show_results(self, result, status: str):
@@ -108,10 +126,14 @@ class Handlers:
         frame = result.frame
         if result.suggestion:
             status += f" · **{result.suggestion.describe()}**"
+        if result.query_tags:
+            status += f"\n\nThe model hears: {tags_text(result.query_tags, 3)}"
         slots, players = [], []
         for row in frame.itertuples():
             path = self.service.playable(row.path)
-            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
+            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}" + (f" · percentile {row.percentile:.1f}" if row.percentile == row.percentile else "")
+            if row.tags:
+                title += f" · {tags_text(row.tags, 2)}"
             if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
                 path = self.service.excerpt(path, row.start, row.end)
                 title += f" · {clock(row.start)}–{clock(row.end)} of {clock(row.duration)}"
@@ -119,13 +141,17 @@ class Handlers:
             players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)"))
         slots += [gr.update(visible=False)] * (K_MAX - len(slots))
         players += [gr.update(value=None)] * (K_MAX - len(players))
-        table = frame[["rank", "name", "label", "score", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
-        return [status, gr.update(value=table, visible=len(frame) > 0), *slots, *players, *self.map_data(result.vector), list(frame["id"])]
+        table = frame[["rank", "name", "label", "score", "percentile", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
+        return [status, gr.update(value=table, visible=len(frame) > 0), *slots, *players, result.vector, list(frame["id"])]
 
     def research(self, audio_path, top_k, category, max_duration):
         """Re-run the search when top-K changes, but only once there is a sound to search with."""
-        if not audio_path or self.service.library.count() == 0:
-            return [gr.skip()] * (2 + 2 * K_MAX + 3)
+        try:
+            empty = self.service.library.count() == 0
+        except USER_ERRORS:
+            empty = True
+        if not audio_path or empty:
+            return [gr.skip()] * (2 + 2 * K_MAX + 2)
         return self.search(audio_path, top_k, category, max_duration)
 
     # -- duplicates --------------------------------------------------------------------------------
@@ -138,16 +164,16 @@ class Handlers:
         try:
             result = self.service.dupes(float(threshold), progress=step)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise self.error(exc) from None
         return dupes_html(result)
 
     def delete_copies(self, threshold, token):
         try:
             n, names = self.service.delete_copies(float(threshold), token or None)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise self.error(exc) from None
         text = f"Deleted {n} extra cop{'y' if n == 1 else 'ies'} (kept the first of each group)" + (": " + ", ".join(names) if names else ".")
-        return (text, *self.refresh(), *self.map_data(), dupes_html(self.service.dupes(float(threshold))))
+        return (text, *self.refresh(), dupes_html(self.service.dupes(float(threshold))))
 
     def index_sample(self, progress=gr.Progress()):
         def step(done, total, name):
@@ -157,8 +183,8 @@ class Handlers:
         try:
             report = self.service.index_sample(step)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
-        return (f"Bundled game sounds: {report.summary()}", *self.refresh(), *self.map_data())
+            raise self.error(exc) from None
+        return (f"Bundled game sounds: {report.summary()}", *self.refresh())
 
     def index_files(self, files, label, token, progress=gr.Progress()):
         if not files:
@@ -169,24 +195,24 @@ class Handlers:
                 uploads, rejected = self.service.ingest([(os.path.basename(f), f) for f in files])
             report = self.service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise self.error(exc) from None
         text = f"Your files: {report.summary()}" if report else "Your files: nothing to index."
         text += "".join(f"\n  rejected: {name}: {reason}" for name, reason in rejected)
-        return (text, *self.refresh(), *self.map_data())
+        return (text, *self.refresh())
 
     def delete_item(self, item_id, token):
         try:
             n = self.service.delete((item_id or "").strip(), token or None)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
-        return (f"Deleted {n} item(s).", *self.refresh(), *self.map_data())
+            raise self.error(exc) from None
+        return (f"Deleted {n} item(s).", *self.refresh())
 
     def clear_library(self, token):
         try:
             self.service.clear(token or None)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
-        return ("Library cleared.", *self.refresh(), *self.map_data())
+            raise self.error(exc) from None
+        return ("Library cleared.", *self.refresh())
 
     def play_from_map(self, table: pd.DataFrame, evt: gr.SelectData):
         row = table.iloc[evt.index[0]]
@@ -214,7 +240,7 @@ class Handlers:
                 moments, duration, took, what = self._scan(recording, threshold, query, rec_name, step)
                 rec = Recording(recording)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+            raise self.error(exc) from None
         for m in moments:
             m["recording"] = recording
         status = f"{what} in {rec_name} ({clock(duration)})"
@@ -267,16 +293,35 @@ class Handlers:
         except AudioError:  # the visitor's recording was swept from the cache since the scan
             raise gr.Error("This recording is no longer on the server (uploads are kept for a while); upload it again.") from None
 
-    def map_data(self, query_vector=None):
-        """The scatter (with the query's ★ when given) and the table of library sounds beside it."""
-        try:
-            self.service.library
-        except (ModelUnavailable, StoreError):
-            empty = pd.DataFrame(columns=["x", "y", "label", "name", "id"])
-            return empty, empty[["name", "label", "id"]]
-        frame = self.service.library_map(query_vector)
-        return frame, frame[frame["id"] != ""][["name", "label", "id"]]
+    def map_view(self, query_vector=None):
+        """The map figure (the last query as a ★) and the line above it."""
+        from search_core.libmap import map_figure
 
+        try:
+            layout = self.service.library_map()
+        except USER_ERRORS as exc:
+            return None, f"_{self.service.visible_error(exc)}_"
+        if layout is None:
+            return None, "The library is empty: index the bundled game sounds (Indexing tab) to see its map."
+        query = layout.place(query_vector) if query_vector is not None else None
+        how = "t-SNE of the embeddings" if layout.method == "tsne" else "PCA of the embeddings"
+        cats = len(set(layout.labels))
+        info = (f"**{len(layout)} sounds** in {cats} categor{'ies' if cats != 1 else 'y'}, placed by similarity ({how}): "
+                "neighbours sound alike. Hover a point for its name; **click it to hear it**. Click a category in the legend "
+                "to hide it, double-click to show it alone." + (" Your last search is the ★." if query else ""))
+        return map_figure(layout, query), info
+
+    def play_from_map(self, pick: str):
+        pick = (pick or "").split("#")[0]
+        found = self.service.map_sound(pick) if pick and pick != "query" else None
+        if not found:
+            return gr.update(value=None, label="That point is not playable (or the map changed: open the tab again)")
+        path, row = found
+        return gr.update(value=str(path), label=f"{row['name']} — {row['label']}")
+
+
+def header_markdown(line: str, details: str) -> str:
+    return f"# Soundalike\n{line}\n\n<details id='header-details'><summary>Details</summary>\n\n{details}\n\n</details>"
 
 
 def dupes_html(result) -> str:
@@ -307,6 +352,7 @@ def build_ui(service: Service) -> gr.Blocks:
     # -- layout ---------------------------------------------------------------------------------
     with gr.Blocks(title="Soundalike — audio similarity search") as demo:
         header = gr.Markdown(elem_id="header")
+        loading_timer = gr.Timer(2.0, active=False)  # polls the header while the model loads
         with gr.Tabs():
             with gr.Tab("Search", id="search"):
                 with gr.Column(visible=False, elem_id="empty-banner") as empty_banner:
@@ -378,22 +424,24 @@ def build_ui(service: Service) -> gr.Blocks:
                         delete_btn = gr.Button("Delete item", variant="stop")
                         copies_btn = gr.Button("Delete the extra copies of every duplicate group", variant="stop", elem_id="delete-copies-btn")
                         clear_btn = gr.Button("Clear the whole library", variant="stop")
-            with gr.Tab("Library map", id="map"):
-                gr.Markdown("Every sound of the library, placed by similarity (PCA of the embeddings). Your last query is the ★. Click a row to play it.")
+            with gr.Tab("Library map", id="map") as map_tab:
+                map_info = gr.Markdown(elem_id="map-info")
                 with gr.Row():
-                    scatter = gr.ScatterPlot(x="x", y="y", color="label", title="Library map", height=520, scale=3, tooltip=["name", "label"])
-                    with gr.Column(scale=2):
-                        map_player = gr.Audio(interactive=False, label="Selected sound")
-                        map_table = gr.Dataframe(interactive=False, label="Sounds", max_height=420)
-                map_btn = gr.Button("Refresh the map")
+                    map_plot = gr.Plot(elem_id="library-map", show_label=False, scale=4)
+                    with gr.Column(scale=1, min_width=240):
+                        map_player = gr.Audio(interactive=False, autoplay=True, label="Click a point to hear it", elem_id="map-player",
+                                              buttons=["download"])
+                # A click on a point names it here (plotly's click event has no Gradio listener of its own)
+                map_pick = gr.HTML("", js_on_load=MAP_CLICK_JS, visible="hidden", elem_id="map-pick")
+            last_query = gr.State(None)  # the last search's vector: the map's ★
 
         # -- wiring -----------------------------------------------------------------------------
-        refresh_outputs = [header, empty_banner, category, lib_table]
-        index_outputs = [report, *refresh_outputs, scatter, map_table]
+        refresh_outputs = [header, empty_banner, category, lib_table, loading_timer]
+        index_outputs = [report, *refresh_outputs]
         search_inputs = [query, top_k, category, max_duration]
-        search_outputs = [status, results, *slots, *players, scatter, map_table, result_ids]
+        search_outputs = [status, results, *slots, *players, last_query, result_ids]
         demo.load(h.refresh, outputs=refresh_outputs, api_visibility="private")
-        demo.load(lambda: h.map_data(), outputs=[scatter, map_table], api_visibility="private")
+        loading_timer.tick(h.refresh, outputs=refresh_outputs, api_visibility="private")
         search_btn.click(h.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
         query.stop_recording(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
         top_k.release(h.research, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
@@ -401,30 +449,36 @@ def build_ui(service: Service) -> gr.Blocks:
             btn.click(lambda ids, k, i=i: h.more_like_this(ids, i, k), [result_ids, top_k], search_outputs,
                       api_visibility="private", concurrency_id="search")
         dupes_btn.click(h.find_dupes, [dupes_threshold], [dupes_out], api_name="dupes", concurrency_limit=1, concurrency_id="dupes")
-        copies_btn.click(h.delete_copies, [dupes_threshold, token], [report, *refresh_outputs, scatter, map_table, dupes_out],
+        copies_btn.click(h.delete_copies, [dupes_threshold, token], [report, *refresh_outputs, dupes_out],
                          api_name="delete_copies", concurrency_limit=1, concurrency_id="index")
         sample_btn.click(h.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
         banner_btn.click(h.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
         upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
         delete_btn.click(h.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
         clear_btn.click(h.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
-        map_btn.click(lambda: h.map_data(), None, [scatter, map_table], api_name="library_map")
+        map_tab.select(h.map_view, [last_query], [map_plot, map_info], api_visibility="private", concurrency_id="map", concurrency_limit=1)
         scan_btn.click(h.scan, [scan_rec, scan_threshold, scan_query], [scan_status, scan_plot, scan_table, scan_state, moment_player, clip_player],
                        api_name="scan", concurrency_limit=1, concurrency_id="scan")
         scan_table.select(h.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
-        map_table.select(h.play_from_map, [map_table], [map_player], api_visibility="private")
+        map_pick.change(h.play_from_map, [map_pick], [map_player], api_visibility="private")
     return demo
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The whole server: REST API routes first, the Gradio UI mounted at `/`."""
+def create_app(settings: Settings | None = None, *, load_in_background: bool = False) -> FastAPI:
+    """The whole server: REST API routes first, the Gradio UI mounted at `/`.
+
+    load_in_background: serve at once and load the model meanwhile (the UI says "loading", the API
+    answers 503); otherwise the model is loaded before the first request."""
     service = Service(settings or Settings.from_env())
-    try:
-        service.library  # load the model and open the store before serving the first request
-    except LibraryLocked:
-        raise  # another process has the library file: this app could never serve it (main() says why)
-    except (ModelUnavailable, StoreError) as exc:  # keep serving: the UI says why, the API answers 503
-        print(f"warning: {exc}", flush=True)
+    if load_in_background:
+        service.load_in_background()
+    else:
+        try:
+            service.library
+        except LibraryLocked:
+            raise  # another process has the library file: this app could never serve it (main() says why)
+        except (ModelUnavailable, StoreError) as exc:  # keep serving: the UI says why, the API answers 503
+            print(f"warning: {exc}", flush=True)
     app = create_api(service)
     # Gradio writes uploads and the copies it makes for players under GRADIO_TEMP_DIR, read when
     # the UI is built: point it at this app's swept folder (Gradio has no other setting for it).
@@ -491,7 +545,7 @@ def main() -> int:
     try:
         if settings.is_lite and lite_lock_held(settings.uri):
             raise LibraryLocked(settings.uri)  # before loading a model for nothing
-        app = create_app(settings)
+        app = create_app(settings, load_in_background=True)
     except LibraryLocked as exc:
         print(f"error: {exc}\nStop the other app (or wait for the command to finish), or give this app its own "
               "library with SOUNDALIKE_DATA_DIR. While an app runs, `python -m search_core ...` works through it.",
@@ -511,18 +565,12 @@ def main() -> int:
     port = sock.getsockname()[1]
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
-    try:
-        what = f"model {service.library.model}, {service.library.count()} sounds"
-    except ModelUnavailable:
-        what = "no model loaded"
-    except StoreError:
-        what = "the library cannot be opened (see the warning above)"
     card = None
     try:
         card = write_card(service.settings, url, service.local_secret)
     except OSError as exc:  # a read-only data folder: the app serves, the CLI cannot come through it
         print(f"warning: cannot write the app file for the CLI ({exc})", flush=True)
-    print(f"Soundalike: {what}. UI {url}/  API docs {url}/docs", flush=True)
+    print(f"Soundalike: serving the UI at {url}/ and the API docs at {url}/docs (the model loads meanwhile).", flush=True)
     if card:
         print("While it runs, `python -m search_core index|search|stats|delete|scan|dupes` on this data folder works through it.", flush=True)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the

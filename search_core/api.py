@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from .audio import AudioError
@@ -22,12 +23,21 @@ from .service import Busy, PermissionDenied, Service
 from .store import StoreError
 
 
+class Tag(BaseModel):
+    label: str = Field(description="an AudioSet class")
+    p: float = Field(description="the model's probability for it, 0-1")
+
+
 class SearchHit(BaseModel):
     rank: int
     name: str
     label: str
     score: float = Field(description="cosine similarity in [0, 1]; higher is closer")
+    percentile: float | None = Field(None, description="how the score ranks among pairs of the library's own sounds, 0-100 "
+                                     "(99: only 1% of pairs are as alike); null for a library of one sound")
     duration: float
+    tags: list[Tag] | None = Field(None, description="what the model hears in this sound, top first; only for models that "
+                                   "name classes (PANNs: AudioSet)")
     start: float = Field(description="start (s) of the part of the clip that matched best (long clips are stored as segments)")
     end: float = Field(description="end (s) of that part")
     id: str
@@ -44,6 +54,7 @@ class SuggestedLabel(BaseModel):
 class SearchResponse(BaseModel):
     model: str
     collection: str
+    query_tags: list[Tag] | None = Field(None, description="what the model hears in the query (PANNs only)")
     suggested_label: SuggestedLabel | None = Field(None, description="the category the nearest sounds suggest; null when they are unlabelled or split")
     results: list[SearchHit]
 
@@ -264,12 +275,13 @@ def create_api(service: Service) -> FastAPI:
     def search_response(request: Request, result) -> SearchResponse:
         lib = service.library
         hits = [
-            SearchHit(rank=int(r.rank), name=r.name, label=r.label, score=float(r.score), duration=float(r.duration),
+            SearchHit(rank=int(r.rank), name=r.name, label=r.label, score=float(r.score),
+                      percentile=None if pd.isna(r.percentile) else float(r.percentile), duration=float(r.duration), tags=r.tags or None,
                       start=float(r.start), end=float(r.end), id=r.id, audio_url=audio_url(request, r.id, r.path))
             for r in result.frame.itertuples()
         ]
         sug = result.suggestion
-        return SearchResponse(model=lib.model, collection=lib.collection, results=hits,
+        return SearchResponse(model=lib.model, collection=lib.collection, results=hits, query_tags=result.query_tags,
                               suggested_label=SuggestedLabel(**sug.as_dict()) if sug else None)
 
     @router.get("/items/{item_id}/similar", response_model=SearchResponse, responses={400: {"model": Error}, 404: {"model": Error}, 503: {"model": Error}},

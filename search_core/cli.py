@@ -14,7 +14,7 @@ from .audio import AudioError
 from .embedders import MODEL_NAMES, ModelUnavailable
 from .indexer import index_summary
 from .labels import Suggestion
-from .search import RESULT_COLUMNS
+from .search import RESULT_COLUMNS, tags_text
 from .settings import Settings
 from .store import LibraryLocked, StoreError
 
@@ -107,10 +107,14 @@ def cmd_search(args) -> int:
     sug = out["suggested_label"]
     if sug:
         print(f"{Suggestion(**sug).describe()} (confidence {sug['confidence']:.2f})")
+    if out.get("query_tags"):
+        print(f"the model hears: {tags_text(out['query_tags'])}")
     if not out["results"]:
         print("no results: the library is empty (index some sounds first)" if run.count() == 0 else "no results")
     else:
-        print(pd.DataFrame(out["results"], columns=RESULT_COLUMNS).drop(columns=["path"]).to_string(index=False))
+        table = pd.DataFrame(out["results"], columns=RESULT_COLUMNS).drop(columns=["path"])
+        table["tags"] = [tags_text(t, 3) if isinstance(t, list) else "" for t in table["tags"]]
+        print(table.drop(columns=[] if table["tags"].any() else ["tags"]).to_string(index=False))
     return 0
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from .audio import AUDIO_EXTENSIONS, AudioError, Clip, load_audio, require_sound
 from .embedders.base import Embedder
 from .store import Record, Store
@@ -215,7 +217,7 @@ class Indexer:
             # Long files become overlapping windows; every piece of the batch goes through the model together.
             cut = [self.embedder.pieces(clip.samples, clip.duration) for _, clip in batch]
             try:
-                vectors = self.embedder.embed([p for _, pieces in cut for p in pieces])
+                vectors, probs = self.embedder.embed_tagged([p for _, pieces in cut for p in pieces])
             except Exception as exc:
                 for item, _ in batch:
                     report.failed.append((item.path.name, f"model failed ({exc})"))
@@ -225,9 +227,12 @@ class Indexer:
             at = 0
             for (item, clip), (spans, _) in zip(batch, cut):
                 vecs = vectors[at : at + len(spans)]
+                # the file's tags: its segments' probabilities, weighted by their length
+                tags = None if probs is None else self.embedder.top_tags(
+                    np.average(probs[at : at + len(spans)], axis=0, weights=[max(e - s, 1e-3) for s, e in spans]))
                 at += len(spans)
                 pending.append(
-                    Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans)
+                    Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans, tags)
                 )
                 (report.updated if item.replaces else report.added).append(str(item.path))
                 report.stored.append((item.id, item.label))

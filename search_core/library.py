@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .calibration import SAMPLE_ROWS, ScoreScale, score_scale
 from .embedders import get_embedder
 from .indexer import Indexer, IndexReport, Progress
 from .labels import NEIGHBOURS, Suggestion, is_labelled, suggest_label
@@ -31,6 +32,7 @@ class Library:
         self.collection = collection or collection_name(self.settings.library, self.embedder.name)
         self.store = Store(self.settings.uri, self.collection, self.embedder.name, self.embedder.dim, self.settings.milvus_token)
         self._index_lock = threading.Lock()
+        self._scale: tuple[tuple, ScoreScale | None] | None = None
 
     @property
     def model(self) -> str:
@@ -81,11 +83,28 @@ class Library:
         return self.embedder.embed_one(clip.samples)
 
     def search(self, query: Query, top_k: int = 5, *, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:
-        return search_vector(self.store, self.embed_query(query), top_k, label=label, max_duration=max_duration)
+        return search_vector(self.store, self.embed_query(query), top_k, label=label, max_duration=max_duration, scale=self.score_scale())
+
+    def score_scale(self) -> ScoreScale | None:
+        """The library's own distribution of similarities (for `percentile`), once per library state."""
+        state = (self.count(), self.store.count_segments())
+        cached = self._scale
+        if cached is None or cached[0] != state:
+            cached = self._scale = (state, score_scale(*self.store.sample_rows(SAMPLE_ROWS)))
+        return cached[1]
+
+    def embed_query_tagged(self, query: Query) -> tuple[np.ndarray, list[dict] | None]:
+        """The query's vector and, when the model names classes, its top tags (one forward pass)."""
+        clip = load_query(query, self.embedder, self.settings)
+        vectors, probs = self.embedder.embed_tagged([clip.samples])
+        return vectors[0], None if probs is None else self.embedder.top_tags(probs[0])
 
     def similar(self, query: Query, top_k: int = 5, *, label: str | None = None, max_duration: float | None = None) -> SearchResult:
         """Results with the suggested category (which ignores the filters: it is about the sound)."""
-        return self.similar_by_vector(self.embed_query(query), top_k, label=label, max_duration=max_duration)
+        vector, tags = self.embed_query_tagged(query)
+        result = self.similar_by_vector(vector, top_k, label=label, max_duration=max_duration)
+        result.query_tags = tags
+        return result
 
     def similar_by_vector(self, vector: np.ndarray, top_k: int = 5, *, label: str | None = None,
                           max_duration: float | None = None, exclude_ids: Sequence[str] = ()) -> SearchResult:
@@ -93,8 +112,9 @@ class Library:
         if label is None and max_duration is None:  # one search serves the results and the vote
             hits = self.store.search(vector, max(top_k, 3 * NEIGHBOURS), exclude_ids=exclude_ids)
             suggestion = suggest_label([h.label for h in hits], [h.score for h in hits])
-            return SearchResult(hits_frame(hits[:top_k]), suggestion, vector)
-        frame = search_vector(self.store, vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids)
+            return SearchResult(hits_frame(hits[:top_k], self.score_scale()), suggestion, vector)
+        frame = search_vector(self.store, vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids,
+                              scale=self.score_scale())
         return SearchResult(frame, self.suggest(vector, exclude_ids=exclude_ids), vector)
 
     def similar_by_id(self, item_id: str, top_k: int = 5) -> SearchResult:

@@ -29,8 +29,11 @@ def search(lib, file: str | Path | None = None, item_id: str | None = None, top_
     else:
         raise ValueError("give a FILE to search with, or --id ID of a library item (more like this)")
     sug = result.suggestion
-    return {"model": lib.model, "collection": lib.collection, "query_id": item_id,
-            "suggested_label": sug.as_dict() if sug else None, "results": result.results()}
+    out = {"model": lib.model, "collection": lib.collection, "query_id": item_id,
+           "suggested_label": sug.as_dict() if sug else None, "results": result.results()}
+    if result.query_tags:  # only models that name classes (PANNs)
+        out["query_tags"] = result.query_tags
+    return out
 
 
 def index(lib, paths: Sequence[str | Path], label: str | None = None, progress: Progress | None = None) -> dict:

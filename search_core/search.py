@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from .audio import Clip, load_audio, prepare, require_sound
+from .calibration import ScoreScale
 from .embedders.base import Embedder
 from .labels import Suggestion
 from .store import Hit, Store
 
 # A file path, or (sample_rate, samples) as microphones and Gradio's numpy audio give it.
 Query = Union[str, Path, tuple]
-RESULT_COLUMNS = ["rank", "name", "label", "score", "duration", "start", "end", "path", "id"]
+RESULT_COLUMNS = ["rank", "name", "label", "score", "percentile", "duration", "start", "end", "path", "id", "tags"]
 
 
 @dataclass
@@ -26,14 +27,24 @@ class SearchResult:
     frame: pd.DataFrame  # RESULT_COLUMNS
     suggestion: Suggestion | None
     vector: np.ndarray
+    query_tags: list[dict] | None = None  # what a tagging model hears in the query (None: no tags)
 
     def results(self) -> list[dict]:
-        """The JSON contract's `results` (the CLI's and the REST API's)."""
-        return [
-            {"rank": int(r.rank), "id": r.id, "name": r.name, "label": r.label, "score": float(r.score),
-             "duration": float(r.duration), "start": float(r.start), "end": float(r.end), "path": r.path}
-            for r in self.frame.itertuples()
-        ]
+        """The JSON contract's `results` (the CLI's and the REST API's); `tags` only where known."""
+        out = []
+        for r in self.frame.itertuples():
+            hit = {"rank": int(r.rank), "id": r.id, "name": r.name, "label": r.label, "score": float(r.score),
+                   "percentile": None if pd.isna(r.percentile) else float(r.percentile), "duration": float(r.duration),
+                   "start": float(r.start), "end": float(r.end), "path": r.path}
+            if r.tags:
+                hit["tags"] = r.tags
+            out.append(hit)
+        return out
+
+
+def tags_text(tags: list[dict] | None, top: int = 5) -> str:
+    """Tags as people read them: "Explosion 0.81, Boom 0.42"."""
+    return ", ".join(f"{t['label']} {t['p']:.2f}" for t in (tags or [])[:top])
 
 
 def load_query(query: Query, embedder: Embedder, settings) -> Clip:
@@ -49,10 +60,12 @@ def load_query(query: Query, embedder: Embedder, settings) -> Clip:
     ))
 
 
-def hits_frame(hits: Sequence[Hit]) -> pd.DataFrame:
+def hits_frame(hits: Sequence[Hit], scale: ScoreScale | None = None) -> pd.DataFrame:
+    """Ranked hits; `percentile` places each score among the library's own pairs (NaN without a scale)."""
     rows = [
         {"rank": i + 1, "name": h.name, "label": h.label, "score": round(h.score, 4),
-         "duration": round(h.duration, 2), "start": round(h.start, 3), "end": round(h.end, 3), "path": h.path, "id": h.id}
+         "percentile": scale.percentile(h.score) if scale else float("nan"),
+         "duration": round(h.duration, 2), "start": round(h.start, 3), "end": round(h.end, 3), "path": h.path, "id": h.id, "tags": h.tags}
         for i, h in enumerate(hits)
     ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -66,5 +79,6 @@ def search_vector(
     label: str | None = None,
     max_duration: float | None = None,
     exclude_ids: Sequence[str] = (),
+    scale: ScoreScale | None = None,
 ) -> pd.DataFrame:
-    return hits_frame(store.search(vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids))
+    return hits_frame(store.search(vector, top_k, label=label, max_duration=max_duration, exclude_ids=exclude_ids), scale)

@@ -35,9 +35,12 @@ import pandas as pd
 from . import operations
 from .audio import AUDIO_EXTENSIONS, AudioError, load_audio, require_sound
 from .dupes import DupesResult
+from .libmap import MapLayout
+from .embedders import ModelUnavailable
 from .indexer import IndexReport, Progress
 from .search import SearchResult
 from .settings import Settings
+from .status import AppStatus
 from .store import Store, StoreError
 from .sweeper import Housekeeper, SweepReport, Sweeper
 
@@ -50,6 +53,13 @@ class Busy(StoreError):
 
 class PermissionDenied(Exception):
     """The caller may not do this here; the message says how an operator enables it."""
+
+
+class ModelLoading(ModelUnavailable):
+    """The model is still loading in the background (503 in the REST API; the UI says so)."""
+
+    def __init__(self):
+        super().__init__("The model is still loading (a first start may be downloading it); try again in a minute.")
 
 
 @dataclass
@@ -86,11 +96,14 @@ class Service:
         self.settings = settings or Settings.from_env()
         self._library = None
         self._lock = threading.Lock()
+        self._loader: threading.Thread | None = None  # the background load (load_in_background)
+        self._load_error: tuple[float, Exception] | None = None  # when and why the last load failed
         # Proves a request comes from the operator on this machine (see appfile.py, local_api.py).
         self.local_secret = secrets.token_urlsafe(32)
         self.jobs: dict[str, Job] = {}
         self._jobs_lock = threading.Lock()
         self._map_cache: tuple | None = None
+        self._map_lock = threading.Lock()
         self._dupes_cache: tuple | None = None
         self._dupes_lock = threading.Lock()
         self._scanner = None
@@ -107,13 +120,81 @@ class Service:
     # -- library -------------------------------------------------------------------------------
     @property
     def library(self):
-        """Opened on first use; a model that cannot load raises ModelUnavailable each time asked."""
+        """Opened on first use. With a background load (the app's), callers meet ModelLoading
+        until it ends; a failure is remembered for `load_retry` seconds (a Space's visitors do not
+        each wait for a download that just failed), then the next call tries again."""
+        loader = self._loader
+        if loader is not None and loader.is_alive() and threading.current_thread() is not loader:
+            raise ModelLoading()
         with self._lock:
             if self._library is None:
+                failed = self._load_error
+                if failed and time.monotonic() - failed[0] < self._retry_after(failed[1]):
+                    raise failed[1]
+                if loader is not None and threading.current_thread() is not loader:
+                    self._start_loader()  # the retry happens in the background too
+                    raise ModelLoading()
                 from .library import Library
 
-                self._library = Library(self.settings)
+                try:
+                    self._library = Library(self.settings)
+                except (ModelUnavailable, StoreError) as exc:
+                    self._load_error = (time.monotonic(), exc)
+                    raise
+                self._load_error = None
             return self._library
+
+    def _retry_after(self, exc: Exception) -> float:
+        # a missing model stays missing for a while; a store that is down may be back in seconds
+        return self.settings.load_retry if isinstance(exc, ModelUnavailable) else 2.0
+
+    def load_in_background(self) -> threading.Thread:
+        """Load the model and open the library in a thread, so the app serves (and says
+        "loading") meanwhile: on a Space the PANNs download happens at start-up, in the log."""
+        with self._lock:
+            return self._start_loader()
+
+    def _start_loader(self) -> threading.Thread:
+        def load() -> None:
+            try:
+                lib = self.library
+                print(f"Soundalike: model {lib.model} ready, {lib.count()} sounds in the library.", flush=True)
+                if self.housekeeper is not None:
+                    self.warm_map()
+            except (ModelUnavailable, StoreError) as exc:
+                print(f"warning: {exc}", flush=True)
+
+        if self._loader is None or not self._loader.is_alive():
+            self._loader = threading.Thread(target=load, name="model-loader", daemon=True)
+            self._loader.start()
+        return self._loader
+
+    def status(self) -> AppStatus:
+        """The header's one line and its details (server paths redacted on a public demo)."""
+        from .status import failed_status, loading_status, ready_status
+
+        public, known = self.settings.public, self._server_paths()
+        try:
+            lib = self.library
+            counts = lib.store.label_counts()
+        except ModelLoading:
+            return loading_status()
+        except ModelUnavailable as exc:
+            return failed_status("no_model", str(exc), public=public, known=known)
+        except StoreError as exc:
+            return failed_status("no_library", str(exc), public=public, known=known)
+        emb = lib.embedder
+        return ready_status(lib.model, emb.dim, emb.description, emb.note, sum(counts.values()), len(counts), public=public, known=known)
+
+    def _server_paths(self) -> tuple[str, ...]:
+        s = self.settings
+        return (str(s.data_dir), str(Path(s.data_dir).resolve()), s.uri if s.is_lite else "")
+
+    def visible_error(self, exc: BaseException) -> str:
+        """An error's message as a visitor may see it (no server paths on a public demo)."""
+        from .status import redact_paths
+
+        return redact_paths(str(exc), self._server_paths()) if self.settings.public else str(exc)
 
     @property
     def sample_dir(self) -> Path:
@@ -292,9 +373,12 @@ class Service:
         return report
 
     def _changed(self) -> None:
-        """The library changed: cached views of it (map, duplicates) are stale."""
+        """The library changed: cached views of it (map, duplicates) are stale. A serving app
+        computes the new map at once, in the background."""
         self._map_cache = None
         self._dupes_cache = None
+        if self.housekeeper is not None:
+            self.warm_map()
 
     def delete(self, item_id: str, token: str | None = None) -> int:
         self.require_destroy(token)
@@ -510,22 +594,49 @@ class Service:
         return out
 
     # -- the library map -----------------------------------------------------------------------
-    def library_map(self, query_vector: np.ndarray | None = None) -> pd.DataFrame:
-        """2-D PCA of every stored embedding (x, y, label, name, id), plus the query if given."""
-        count = self.library.count()
-        if self._map_cache is None or self._map_cache[0] != count:
-            meta, vecs = self.library.vectors()
-            if len(meta) == 0:
-                return pd.DataFrame(columns=["x", "y", "label", "name", "id"])
-            mean = vecs.mean(axis=0)
-            centred = vecs - mean
-            _, _, vt = np.linalg.svd(centred, full_matrices=False)
-            comps = vt[:2] if vt.shape[0] >= 2 else np.vstack([vt, np.zeros_like(vt)])[:2]
-            xy = centred @ comps.T
-            frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "label": meta["label"], "name": meta["name"], "id": meta["id"]})
-            self._map_cache = (count, frame, mean, comps)
-        _, frame, mean, comps = self._map_cache
-        if query_vector is not None:
-            q = (np.asarray(query_vector) - mean) @ comps.T
-            frame = pd.concat([frame, pd.DataFrame([{"x": q[0], "y": q[1], "label": "★ your query", "name": "your query", "id": ""}])], ignore_index=True)
-        return frame
+    def library_map(self) -> MapLayout | None:
+        """The library's 2-D layout (None while it is empty): computed once per library state,
+        kept in memory and beside the library, so opening the map tab costs no computation."""
+        from .libmap import MapLayout, compute_layout
+
+        lib = self.library
+        state = (lib.collection, lib.count(), lib.store.count_segments())
+        with self._map_lock:  # one computation at a time; a visitor who waited gets its result
+            cached = self._map_cache
+            if cached and cached[0] == state:
+                return cached[1]
+            meta, vecs = lib.vectors()
+            layout = None
+            if len(meta):
+                path = self.settings.data_dir / "soundalike.map" / f"{lib.collection}.npz"
+                layout = MapLayout.load(path, meta, vecs)
+                if layout is None:
+                    layout = compute_layout(meta, vecs)
+                    try:
+                        layout.save(path)
+                    except OSError:
+                        pass  # a read-only data folder: computed again after a restart
+            self._map_cache = (state, layout)
+            return layout
+
+    def warm_map(self) -> threading.Thread:
+        """Compute the map in the background (after the library changed), so a visitor opening
+        the map tab does not wait for it."""
+        def work() -> None:
+            try:
+                self.library_map()
+            except (ModelUnavailable, StoreError):
+                pass
+
+        thread = threading.Thread(target=work, name="map", daemon=True)
+        thread.start()
+        return thread
+
+    def map_sound(self, pick: str) -> tuple[Path, dict] | None:
+        """The playable file of a clicked map point ("<layout key>:<row>"); None when the point
+        is not a playable library sound or the map changed since it was drawn."""
+        key, _, row = (pick or "").partition(":")
+        layout = self.library_map()
+        if layout is None or key != layout.key or not row.isdigit() or int(row) >= len(layout):
+            return None
+        return self.audio_for_id(layout.ids[int(row)])

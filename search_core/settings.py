@@ -56,6 +56,7 @@ class Settings:
     # `auto` only picks PANNs when the checkpoint is already on disk.
     allow_download: bool = True
     download_timeout: float = 30.0
+    load_retry: float = 300.0  # seconds before the app tries again to load a model that failed
     admin: bool = False
     admin_token: str | None = None
     # Public mode (a hosted demo): visitors may search and index the bundled set, but adding
@@ -99,6 +100,7 @@ class Settings:
             panns_url=env.get("PANNS_URL", PANNS_CHECKPOINT_URL),
             allow_download=_env_bool("SOUNDALIKE_ALLOW_DOWNLOAD", True),
             download_timeout=_env_float("SOUNDALIKE_DOWNLOAD_TIMEOUT", 30.0),
+            load_retry=_env_float("SOUNDALIKE_LOAD_RETRY", 300.0),
             admin=_env_bool("SOUNDALIKE_ADMIN", False),
             admin_token=env.get("SOUNDALIKE_ADMIN_TOKEN") or None,
             public=_env_bool("SOUNDALIKE_PUBLIC", bool(env.get("SPACE_ID"))),

@@ -36,6 +36,7 @@ SCHEMA_VERSION = "2"  # 1: one vector per file (id = sha256); 2: segments (file_
 ID_MAX = 80
 PATH_MAX = 2048
 TEXT_MAX = 512
+TAGS_MAX = 1024  # a JSON list of the file's top tags
 FILE_FIELDS = ["file_id", "path", "name", "label", "duration", "sample_rate", "indexed_at"]
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each reconnect-and-retry
 MIRROR_CHECK_ROWS = 32  # rows of a saved mirror compared with Milvus before it is trusted
@@ -110,6 +111,7 @@ class Record:
     sample_rate: int
     indexed_at: float
     spans: Sequence[tuple[float, float]] | None = None  # None: one segment, the whole file
+    tags: list[dict] | None = None  # what a tagging model hears in the file: [{"label", "p"}], top first
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Hit:
     duration: float
     start: float = 0.0  # the best-matching segment of the file, seconds
     end: float = 0.0
+    tags: list[dict] | None = None  # None: the model names no classes (or the library predates tags)
 
 
 def collection_name(library: str, model: str) -> str:
@@ -156,6 +159,14 @@ def _and(*parts: str) -> str:
 
 def _in(field: str, values: Sequence[str]) -> str:
     return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
+
+
+def _tags_json(tags: list[dict] | None) -> str:
+    """Stored tags: as many of the top ones as fit the field."""
+    tags = list(tags or [])
+    while tags and len(json.dumps(tags, ensure_ascii=False)) > TAGS_MAX:
+        tags.pop()
+    return json.dumps(tags, ensure_ascii=False) if tags else ""
 
 
 def row_id(file_id: str, seg: int) -> str:
@@ -205,6 +216,7 @@ class Store:
         self.use_mirror = mirror and self.is_lite
         self.grpc_options = grpc_options
         self._lock = threading.RLock()
+        self.has_tags = False  # set by ensure(): whether the collection has the tags field
         self.client  # connect now: a bad URI fails here, with a clear message
         self.ensure()
 
@@ -330,6 +342,9 @@ class Store:
             schema.add_field("duration", DataType.FLOAT)
             schema.add_field("sample_rate", DataType.INT64)
             schema.add_field("indexed_at", DataType.DOUBLE)
+            # JSON of the file's top tags ("" when its model has none). Libraries created before
+            # this field keep working without tags (has_tags), so the schema version stays 2.
+            schema.add_field("tags", DataType.VARCHAR, max_length=TAGS_MAX)
             index = self.client.prepare_index_params()
             # Exact search in Lite (FLAT); a server gets HNSW, which scales past one machine.
             if self.is_lite:
@@ -346,6 +361,7 @@ class Store:
                 properties={"soundalike.model": self.model, "soundalike.dim": str(self.dim), "soundalike.schema": SCHEMA_VERSION},
             )
             self._call("load_collection", self.collection)
+            self.has_tags = True
             if self.use_mirror:  # new and empty: the mirror starts complete, upserts keep it so
                 self._snapshot.unlink(missing_ok=True)  # a copy left by a dropped namesake
                 self._adopt(VectorMirror(self.dim), saved=False)
@@ -363,6 +379,7 @@ class Store:
         for f in desc.get("fields", []):
             if f.get("name") == "embedding":
                 dim = int((f.get("params") or {}).get("dim", 0))
+        self.has_tags = any(f.get("name") == "tags" for f in desc.get("fields", []))
         if model != self.model or dim != self.dim:
             raise StoreError(
                 f"Collection {self.collection!r} holds {model or 'unknown'} vectors of dim {dim}, "
@@ -410,6 +427,8 @@ class Store:
             "sample_rate": int(r.sample_rate),
             "indexed_at": float(r.indexed_at),
         }
+        if self.has_tags:
+            meta["tags"] = _tags_json(r.tags)
         return [
             {"id": row_id(r.id, i), "seg": i, "seg_start": float(s), "seg_end": float(e), "embedding": v.tolist(), **meta}
             for i, (v, (s, e)) in enumerate(zip(vecs, spans))
@@ -623,7 +642,7 @@ class Store:
         out: list[dict] = []
         for start in range(0, len(ids), 200):
             chunk = ids[start : start + 200]
-            fields = FILE_FIELDS + (["seg", "embedding"] if with_vectors else [])
+            fields = FILE_FIELDS + (["tags"] if self.has_tags else []) + (["seg", "embedding"] if with_vectors else [])
             if not with_vectors:
                 flt = _in("id", [row_id(f, 0) for f in chunk])
             elif mirror is not None:
@@ -641,6 +660,7 @@ class Store:
                 first = min(segs, key=lambda r: r.get("seg", 0))
                 row = {k: first[k] for k in FILE_FIELDS}
                 row["id"] = fid
+                row["tags"] = json.loads(first["tags"]) if first.get("tags") else None
                 if with_vectors:
                     mean = np.mean([np.asarray(s["embedding"], np.float32) for s in segs], axis=0)
                     row["embedding"] = mean / max(float(np.linalg.norm(mean)), 1e-12)
@@ -697,6 +717,22 @@ class Store:
                 time.sleep(RETRY_DELAYS[attempt])
                 self._reconnect(self.client)
 
+    def sample_rows(self, n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+        """Up to n segment rows as (file id of each, unit vectors): a random sample on Lite (from
+        the mirror), the first n the iterator gives on a server."""
+        if self.use_mirror:
+            rows = self._mirror().rows(self._mirror().sample_ids(n, seed))
+            files = [f for f, _, _ in rows.values()]
+            return files, np.asarray([v for _, v, _ in rows.values()], np.float32).reshape(-1, self.dim)
+        files, vecs = [], []
+        for r in self.iterate(("file_id", "embedding"), batch=min(n, 2000), files_only=False):
+            files.append(r["file_id"])
+            vecs.append(np.asarray(r["embedding"], np.float32))
+            if len(files) >= n:
+                break
+        mat = np.asarray(vecs, np.float32).reshape(-1, self.dim)
+        return files, mat / np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+
     def label_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for row in self.iterate(("id", "label")):
@@ -707,7 +743,8 @@ class Store:
         meta = {r["id"]: r for r in self.get([h.file_id for h in found])}
         return [
             Hit(id=h.file_id, score=float(min(1.0, max(0.0, h.score))), path=meta[h.file_id]["path"], name=meta[h.file_id]["name"],
-                label=meta[h.file_id]["label"], duration=float(meta[h.file_id]["duration"]), start=h.start, end=h.end)
+                label=meta[h.file_id]["label"], duration=float(meta[h.file_id]["duration"]), start=h.start, end=h.end,
+                tags=meta[h.file_id]["tags"])
             for h in found
             if h.file_id in meta
         ]

@@ -16,9 +16,9 @@ from .conftest import SAMPLE_DATA, synth
 
 
 def parts(out: list) -> dict:
-    """The search outputs by name: status, table, the 20 slots and their players, map, result ids."""
+    """The search outputs by name: status, table, the 20 slots and their players, the query's vector, result ids."""
     return {"status": out[0], "table": out[1], "slots": out[2 : 2 + K_MAX], "players": out[2 + K_MAX : 2 + 2 * K_MAX],
-            "scatter": out[-3], "map_table": out[-2], "ids": out[-1]}
+            "query": out[-2], "ids": out[-1]}
 
 
 @pytest.fixture
@@ -34,17 +34,20 @@ def empty_handlers(settings):
     return Handlers(Service(settings))
 
 
-def test_search_returns_k_players_table_and_map(sample_handlers):
+def test_search_returns_k_players_table_and_the_query_for_the_map(sample_handlers):
     query = SAMPLE_DATA / "magic" / "wesnoth_magic-holy-1.ogg"
     out = parts(sample_handlers.search(str(query), 4, ANY, None))
-    players, scatter = out["players"], out["scatter"]
+    players, table = out["players"], out["table"]["value"]
     assert out["status"].startswith("Top 4 of 207 sounds · **Sounds like: magic — ")
-    assert out["table"]["value"]["rank"].tolist() == [1, 2, 3, 4] and out["table"]["visible"]
-    assert players[0]["label"] == "1. wesnoth_magic-holy-1 — magic — 1.00"
+    assert table["rank"].tolist() == [1, 2, 3, 4] and out["table"]["visible"]
+    assert players[0]["label"] == "1. wesnoth_magic-holy-1 — magic — 1.00 · percentile 100.0"
     assert players[0]["value"] == str(query) and all(s["visible"] for s in out["slots"][:4])
     assert not any(s["visible"] for s in out["slots"][4:])
-    assert (scatter["label"] == "★ your query").sum() == 1 and len(scatter) == 208
-    assert len(out["map_table"]) == 207 and len(out["ids"]) == 4
+    # the readable score: ordered like the scores, within 0-100, and shown in each title
+    pct = table["percentile"].tolist()
+    assert pct == sorted(pct, reverse=True) and all(0 <= p <= 100 for p in pct)
+    assert all(f"percentile {p:.1f}" in pl["label"] for p, pl in zip(pct, players))
+    assert out["query"].shape == (512,) and len(out["ids"]) == 4
 
 
 def test_search_filters_by_category_and_duration(sample_handlers):
@@ -77,9 +80,9 @@ def test_search_errors_are_messages(sample_handlers, empty_handlers, tmp_path):
 
 
 def test_header_and_empty_banner(empty_handlers):
-    header, banner, cats, table = empty_handlers.refresh()
-    assert "**Model:** `aisfx`" in header and "0 sounds" in header
-    assert banner["visible"] is True and cats["choices"] == [ANY] and table.empty
+    header, banner, cats, table, timer = empty_handlers.refresh()
+    assert header.split("\n")[1] == "**aisfx** · sound-effects model, runs offline · **0 sounds** in 0 categories"
+    assert banner["visible"] is True and cats["choices"] == [ANY] and table.empty and timer.active is False
 
 
 def test_index_uploads_files_and_zip_with_generated_names(empty_handlers, tmp_path):
@@ -128,65 +131,47 @@ def test_delete_and_clear_need_the_operator(settings, sounds):
     assert admin.service.library.count() == 0
 
 
-def test_map_row_plays_only_library_files(sample_handlers):
-    frame, table = sample_handlers.map_data()
-    assert len(frame) == 207 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+def test_map_shows_every_sound_with_the_query_star_and_a_click_plays_that_sound(sample_handlers):
+    h = sample_handlers
+    query = h.search(str(SAMPLE_DATA / "water" / "hedgewars_splash.ogg"), 5, ANY, None)[-2]
+    fig, info = h.map_view(query)
+    traces = {t.name: t for t in fig.data}
+    star = traces.pop("★ your query")
+    assert sum(len(t.x) for t in traces.values()) == 207 and len(traces) == 16 and info.startswith("**207 sounds** in 16 categories")
+    assert "t-SNE" in info and "Your last search is the ★" in info
+    # the star sits among its neighbours: the nearest map point to it is a water sound
+    water = traces[next(n for n in traces if n.startswith("water "))]
+    others = np.array([(x, y) for t in traces.values() if t is not water for x, y in zip(t.x, t.y)])
+    mine = np.array(list(zip(water.x, water.y)))
+    q = np.array([star.x[0], star.y[0]])
+    assert np.linalg.norm(mine - q, axis=1).min() < np.linalg.norm(others - q, axis=1).min()
+    # a click sends "<layout key>:<row>#<time>": the player gets that very sound
+    pick = water.customdata[0]
+    row = int(pick.split(":")[1])
+    layout = h.service.library_map()
+    update = h.play_from_map(f"{pick}#1700000000000")
+    assert update["value"] == str(h.service.playable(h.service.library.get(layout.ids[row])["path"]))
+    assert update["label"] == f"{layout.names[row]} — water"
+    assert "not playable" in h.play_from_map(f"{'0' * 16}:{row}#1")["label"]  # a map drawn before the library changed
+    assert "not playable" in h.play_from_map("query#1")["label"] and "not playable" in h.play_from_map("")["label"]
 
-    class Evt:
-        index = (3, 0)
 
-    update = sample_handlers.play_from_map(table, Evt())
-    assert update["value"].startswith(str(SAMPLE_DATA))
+def test_map_layout_is_computed_once_per_library_state_and_saved_beside_it(sample_handlers, tmp_path):
+    from search_core.libmap import MapLayout
 
-
-def test_only_media_roots_are_playable(sample_handlers, tmp_path):
     service = sample_handlers.service
-    assert service.playable("/etc/passwd") is None
-    assert service.playable(str(service.settings.data_dir / "soundalike.db")) is None
-    assert service.playable(str(SAMPLE_DATA / ".." / "app.py")) is None
-    assert service.playable(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg")) is not None
-    assert service.audio_for_id("../../etc/passwd") is None
-
-
-def test_topk_change_without_a_sound_does_nothing(sample_handlers):
-    out = sample_handlers.research(None, 7, ANY, None)
-    assert len(out) == 2 + 2 * K_MAX + 3 and all(isinstance(o, dict) and o.get("__type__") == "update" and len(o) == 1 for o in out)
-    out = sample_handlers.research(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 7, ANY, None)
-    assert out[0].startswith("Top 7 of 207 sounds")
-
-
-def test_long_search_hits_play_the_part_that_matched(sample_handlers):
-    """A long library file (10 s of rain) found by a 2.4 s piece of its middle plays that part."""
-    from search_core.audio import load_audio
-
-    rain = SAMPLE_DATA / "ambience_nature" / "supertux_rain.ogg"
-    clip = load_audio(rain, 44100)
-    piece = sample_handlers.service.settings.data_dir.parent / "rain_piece.wav"
-    sf.write(piece, clip.samples[int(5.0 * 44100) : int(7.4 * 44100)], 44100)
-    first = parts(sample_handlers.search(str(piece), 3, ANY, None))["players"][0]
-    assert first["label"].startswith("1. supertux_rain — ambience_nature") and " of 0:10" in first["label"]
-    assert first["value"] != str(rain) and sf.info(first["value"]).duration == pytest.approx(2.4, abs=0.05)
-
-
-def test_scan_and_find_in_the_app(sample_handlers, tmp_path):
-    from benchmarks.mixes import build_mix
-
-    mix = tmp_path / "mix.ogg"
-    truth = build_mix(mix, minutes=0.5, clips=3, seed=31)
-    status, fig, table, moments, moment, clip = sample_handlers.scan(str(mix), 0.85, None, progress=lambda *a, **k: None)
-    assert status.startswith("**3 library sounds** found in mix.ogg (0:30)")
-    assert list(table["value"]["sound"]) == [i["name"] for i in truth["insertions"]]
-    assert fig.axes and len(moments) == 3
-    assert moment["visible"] and sf.info(moment["value"]).duration == pytest.approx(moments[0]["end"] - moments[0]["start"] + 0.4, abs=0.05)
-    assert clip["value"].endswith(truth["insertions"][0]["file"].split("/")[-1])
-    query = SAMPLE_DATA / truth["insertions"][1]["file"]
-    status, fig, table, moments, moment, clip = sample_handlers.scan(str(mix), 0.85, str(query), progress=lambda *a, **k: None)
-    assert status.startswith(f"**{query.stem}** occurs 1 time in mix.ogg")
-    assert abs(moments[0]["start"] - truth["insertions"][1]["start"]) < 0.3 and clip["value"] == str(query)
-    with pytest.raises(gr.Error, match="at least 2.4 s"):
-        sample_handlers.scan(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 0.85, None, progress=lambda *a, **k: None)
-    with pytest.raises(gr.Error, match="Upload or record a recording first"):
-        sample_handlers.scan(None, 0.85, None)
+    first = service.library_map()
+    assert service.library_map() is first  # cached: opening the tab again computes nothing
+    saved = service.settings.data_dir / "soundalike.map" / f"{service.library.collection}.npz"
+    assert saved.is_file()
+    again = Service(service.settings).library_map()  # a restart reads it back
+    assert again is not first and np.array_equal(again.xy, first.xy) and again.ids == first.ids
+    # a saved layout of other files is never trusted
+    meta, vecs = service.library.vectors()
+    assert MapLayout.load(saved, meta.iloc[:-1], vecs[:-1]) is None
+    service.library.delete([first.ids[0]])
+    service._changed()
+    assert len(service.library_map()) == 206
 
 
 def test_a_library_of_the_older_schema_is_explained_in_the_app(settings):
@@ -234,3 +219,28 @@ def test_duplicates_section_lists_groups_with_players_and_deletes_copies_for_the
     out = operator.delete_copies(DEFAULT_THRESHOLD, None)
     assert out[0] == "Deleted 1 extra copy (kept the first of each group): boom_copy"
     assert "No near-duplicates among 207 sounds" in out[-1]
+
+
+def test_header_is_one_short_line_and_a_public_demo_shows_no_server_path(settings, tmp_path):
+    """Offline, `auto` falls back to aisfx: the line says so in a few words; the reason and the
+    operator's how-to (with the checkpoint's path) are in the collapsed details, redacted in public."""
+    panns = tmp_path / "panns_home"
+    base = settings.with_(model="auto", allow_download=True, panns_url="http://127.0.0.1:9/Cnn14_mAP%3D0.431.pth",
+                          panns_data_dir=panns, download_timeout=2)
+    private = Handlers(Service(base)).header_md()
+    title, line, _, details = private.split("\n", 3)
+    assert title == "# Soundalike" and details.startswith("<details")
+    assert line == "**aisfx** · sound-effects model, runs offline · **0 sounds** in 0 categories · _PANNs unavailable_"
+    assert "Could not download the PANNs Cnn14 checkpoint" in details and str(panns) in details
+    public = Handlers(Service(base.with_(public=True))).header_md()
+    assert public.split("\n")[1] == line and "Could not download" in public
+    assert str(tmp_path) not in public and "<server path>" in public and "/home" not in public
+
+
+def test_redaction_keeps_urls_and_removes_server_paths():
+    from search_core.status import redact_paths
+
+    text = ("from https://zenodo.org/record/1/files/Cnn14.pth?download=1 (no network). Put it at /srv/app/panns/Cnn14.pth, "
+            "or ~/panns/x.pth; library data/soundalike.db; not mydata/y")
+    assert redact_paths(text, ("data",)) == ("from https://zenodo.org/record/1/files/Cnn14.pth?download=1 (no network). "
+                                             "Put it at <server path>, or <server path>; library <server path>; not mydata/y")

@@ -153,3 +153,51 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"model": {}, "payload": NotAllowed()}, bad)
     with pytest.raises(ModelUnavailable, match="could not be loaded"):
         PannsCnn14(panns_settings(tmp_path, panns_checkpoint=bad), download=False)
+
+
+def test_tags_are_stored_at_index_time_and_returned_with_query_and_results(tmp_path, checkpoint):
+    """Structure, not quality (random weights): PANNs names AudioSet classes for the query and each
+    result, in search --json as "tags": [{"label", "p"}], top first; aisfx results have none."""
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from search_core.library import Library
+    from search_core.store import Store
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    for kind in ("noise", "chirp", "tone"):
+        sf.write(folder / f"{kind}.wav", synth(kind, 1.5), 32000)
+    sf.write(folder / "long.wav", synth("chirp", 9.0), 32000)  # 9 s: stored as segments, tagged as one file
+    settings = panns_settings(tmp_path, model="panns-cnn14", panns_checkpoint=checkpoint)
+    lib = Library(settings)
+    assert lib.index([folder]).added and lib.store.has_tags
+    labels = set(audioset_labels())
+    result = lib.similar(folder / "chirp.wav", 4)
+    for tags in [result.query_tags] + [r["tags"] for r in result.results()]:
+        assert len(tags) == 5 and {t["label"] for t in tags} <= labels and all(0 <= t["p"] <= 1 for t in tags)
+        assert [t["p"] for t in tags] == sorted((t["p"] for t in tags), reverse=True)
+    Store.close_all()
+    env = {"SOUNDALIKE_DATA_DIR": str(settings.data_dir), "SOUNDALIKE_MODEL": "panns-cnn14", "PANNS_CHECKPOINT": str(checkpoint),
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "search_core", "search", str(folder / "noise.wav"), "--json", "--top-k", "3"],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert len(found["query_tags"]) == 5 and {t["label"] for t in found["query_tags"]} <= labels
+    assert all(set(t) == {"label", "p"} for r in found["results"] for t in r["tags"]) and len(found["results"]) == 3
+
+
+def test_models_without_tags_leave_the_field_out(settings):
+    import soundfile as sf
+
+    from search_core.library import Library
+
+    sf.write(settings.data_dir.parent / "a.wav", synth("chirp", 3.0), 44100)
+    lib = Library(settings)
+    lib.index([settings.data_dir.parent / "a.wav"])
+    result = lib.similar(settings.data_dir.parent / "a.wav", 1)
+    assert result.query_tags is None and "tags" not in result.results()[0] and result.results()[0]["percentile"] is None

@@ -59,7 +59,10 @@ def get_embedder(settings, name: str | None = None) -> Embedder:
                 reason = str(exc)
         else:
             reason = "PANNs checkpoint not present and downloads are off"
-        emb = _load("aisfx", settings)
+        try:
+            emb = _load("aisfx", settings)
+        except ModelUnavailable as exc:  # e.g. a Space that installed only requirements.txt, offline
+            raise ModelUnavailable(f"No model could be loaded. PANNs Cnn14: {reason} The offline aisfx model: {exc}") from None
         emb.note = f"auto: fell back to aisfx because {reason}"
         return emb
 

@@ -63,6 +63,20 @@ class Embedder(ABC):
     def embed_one(self, samples: np.ndarray) -> np.ndarray:
         return self.embed([samples])[0]
 
+    # Models that also name what they hear (PANNs: 527 AudioSet classes) override these.
+    tag_labels: Sequence[str] = ()
+
+    def embed_tagged(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(embeddings, per-clip class probabilities (n, len(tag_labels)) or None), from one pass."""
+        return self.embed(clips), None
+
+    def top_tags(self, probs: np.ndarray | None, top: int = 5) -> list[dict] | None:
+        """The `top` classes of one probability row, as the JSON contract's [{"label", "p"}]."""
+        if probs is None or not len(self.tag_labels):
+            return None
+        order = np.argsort(probs)[::-1][:top]
+        return [{"label": self.tag_labels[i], "p": round(float(probs[i]), 4)} for i in order]
+
     def spans(self, duration: float) -> list[tuple[float, float]]:
         """Segments of a file: the whole file when it fits one window, else overlapping windows
         (the last one aligned to the end, so every moment is covered)."""

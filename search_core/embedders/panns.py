@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from ..audio import pad_to_seconds
-from .base import Embedder, ModelUnavailable
+from .base import Embedder, ModelUnavailable, l2_normalize
 from .torch_util import numpy_safe_globals, set_threads
 
 LABELS_CSV = Path(__file__).resolve().parent.parent / "data" / "audioset_labels.csv"
@@ -180,8 +180,17 @@ class PannsCnn14(Embedder):
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([self._forward(c)[0] for c in clips])
 
+    def embed_tagged(self, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embeddings and AudioSet probabilities from the same forward passes (tags cost nothing)."""
+        if len(clips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32), np.zeros((0, len(self.labels)), dtype=np.float32)
+        out = [self._forward(c) for c in clips]
+        return l2_normalize(np.stack([e for e, _ in out])), np.stack([t for _, t in out]).astype(np.float32)
+
+    @property
+    def tag_labels(self) -> list[str]:
+        return self.labels
+
     def tags(self, samples: np.ndarray, top: int = 5) -> list[tuple[str, float]]:
         """The clip's top AudioSet classes with probabilities."""
-        probs = self._forward(samples)[1]
-        order = np.argsort(probs)[::-1][:top]
-        return [(self.labels[i], float(probs[i])) for i in order]
+        return [(t["label"], t["p"]) for t in self.top_tags(self._forward(samples)[1], top)]
