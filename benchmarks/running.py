@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def app_process(data_dir: Path, env: dict[str, str], log: Path):
+def app_process(data_dir: Path, env: dict[str, str], log: Path, *, argv: list[str] | None = None, wait_model: bool = True):
     """The app on a port it picks itself (no race for a free port): its URL is read from the card
-    it writes into its data folder once it listens."""
+    it writes into its data folder once it listens. The app loads its model in the background;
+    with wait_model, this waits until it is ready (or has failed for good), else only until it serves."""
     import httpx
 
     from search_core.appfile import read_card
@@ -24,7 +25,7 @@ def app_process(data_dir: Path, env: dict[str, str], log: Path):
          "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env}
     data_dir.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=e, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv or [sys.executable, "app.py"], cwd=REPO, env=e, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 300  # a cold start loads the model and opens the library
             while True:
@@ -33,8 +34,9 @@ def app_process(data_dir: Path, env: dict[str, str], log: Path):
                 card = read_card(data_dir)
                 if card is not None and card.pid == proc.pid:
                     try:
-                        httpx.get(f"{card.url}/api/health", timeout=2)
-                        break
+                        health = httpx.get(f"{card.url}/api/health", timeout=2)
+                        if not wait_model or health.status_code == 200 or "still loading" not in health.text:
+                            break
                     except httpx.HTTPError:
                         pass
                 time.sleep(0.5)

@@ -216,20 +216,20 @@ def create_api(service: Service) -> FastAPI:
 
     @app.exception_handler(AudioError)
     async def _audio(_: Request, exc: AudioError):
-        return JSONResponse({"detail": str(exc)}, status_code=audio_status(exc))
+        return JSONResponse({"detail": service.visible_error(exc)}, status_code=audio_status(exc))
 
     @app.exception_handler(ModelUnavailable)
     async def _model(_: Request, exc: ModelUnavailable):
-        return JSONResponse({"detail": str(exc)}, status_code=503)
+        return JSONResponse({"detail": service.visible_error(exc)}, status_code=503)
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError):
         status = 409 if isinstance(exc, Busy) or "Another indexing job" in str(exc) else 503
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": service.visible_error(exc)}, status_code=status)
 
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": service.visible_error(exc)}, status_code=400)
 
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied):

@@ -20,11 +20,11 @@ SHORT = {  # what each model is, in a few words a visitor reads
 
 
 def redact_paths(text: str, known: tuple[str, ...] = ()) -> str:
-    """Server file paths replaced by `<server path>`: absolute ones, and the `known` relative ones
+    """Server file paths replaced by `[server path]`: absolute ones, and the `known` relative ones
     (the data folder as configured). URLs are kept: they are public already."""
     for path in sorted({k for k in known if k and k not in (".", "/")}, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w/.\-]){re.escape(path)}(?:/[\w.\-+=@%]*)*", "<server path>", text)
-    return _PATH.sub(lambda m: m.group(0) if m.group(0) in ("/", "~/") else "<server path>", text)
+        text = re.sub(rf"(?<![\w/.\-]){re.escape(path)}(?:/[\w.\-+=@%]*)*", "[server path]", text)
+    return _PATH.sub(lambda m: m.group(0) if m.group(0) in ("/", "~/") else "[server path]", text)
 
 
 @dataclass
@@ -50,8 +50,8 @@ def ready_status(model: str, dim: int, description: str, note: str, count: int, 
                  known: tuple[str, ...] = ()) -> AppStatus:
     what = SHORT.get(model, description)
     line = f"**{model}** · {what} · **{count} sound{'s' * (count != 1)}** in {categories} categor{'ies' if categories != 1 else 'y'}"
-    details = [f"**Model:** {description} ({dim}-d embeddings). Scores are cosine similarities of the embeddings; "
-               "the percentile beside each says how few pairs of library sounds are as alike."]
+    details = [f"**Model:** {description}. A result's score is the cosine similarity of the two embeddings (1 = identical); "
+               "its percentile says how it ranks among pairs of the library's own sounds (99: only 1% of pairs are as alike)."]
     reason = fallback_reason(note)
     if reason:
         line += " · _PANNs unavailable_"

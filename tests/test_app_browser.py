@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 
+from benchmarks.running import REPO
+
 from .apprunner import running_app
 from .conftest import SAMPLE_DATA
 
@@ -30,6 +32,12 @@ def browser():
         b.close()
 
 
+def wait_header(page, text: str, timeout: int = 60_000) -> str:
+    """Waits until the header's one line reads `text` (the page fills it after it loads)."""
+    page.wait_for_function("t => document.querySelector('#header')?.innerText.includes(t)", arg=text, timeout=timeout)
+    return page.locator("#header").inner_text()
+
+
 def test_index_then_search_in_the_browser(browser, tmp_path):
     query = tmp_path / "my query.ogg"  # a visitor's copy of a bundled clip
     shutil.copyfile(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg", query)
@@ -38,7 +46,7 @@ def test_index_then_search_in_the_browser(browser, tmp_path):
         # Not "networkidle": Playwright never sees some of the lazily loaded component chunks of the
         # scan tab finish, so the page never counts as idle; wait for what the test needs instead.
         page.goto(url)
-        page.get_by_text("Library: 0 sounds").wait_for(timeout=60_000)
+        wait_header(page, "· 0 sounds in 0 categories")
         assert page.locator("#empty-banner").is_visible()
 
         page.get_by_role("tab", name="Indexing").click()
@@ -87,7 +95,7 @@ def test_scan_tab_marks_the_inserted_sounds_on_a_timeline(browser, tmp_path, sam
     with running_app(data) as url:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)  # not "networkidle": see the test above
-        page.get_by_text("Library: 207 sounds").wait_for(timeout=60_000)
+        wait_header(page, "· 207 sounds in 16 categories")
         page.get_by_role("tab", name="Scan a recording").click()
         page.locator("#scan-recording input[type=file]").set_input_files(str(mix))
         page.locator("#scan-recording [data-testid='download-link']").wait_for(state="attached", timeout=30_000)
@@ -108,3 +116,119 @@ def test_scan_tab_marks_the_inserted_sounds_on_a_timeline(browser, tmp_path, sam
         page.screenshot(path=str(tmp_path / "scan.png"), full_page=True)
         assert (tmp_path / "scan.png").stat().st_size > 10_000
         shutil.copyfile(tmp_path / "scan.png", os.environ.get("SOUNDALIKE_SCAN_SCREENSHOT", str(tmp_path / "copy-scan.png")))
+
+
+def test_public_demo_header_map_click_and_readable_scores(browser, tmp_path, sample_settings):
+    """What a visitor of a public demo sees first: one line, no server path anywhere on the page
+    (the offline fallback's reason and how-to are in the collapsed details, redacted); results
+    with a percentile; a map whose points name themselves on hover and play on click."""
+    data = tmp_path / "data"
+    shutil.copytree(sample_settings.data_dir, data)
+    panns = tmp_path / "panns_home"
+    query = tmp_path / "boom.ogg"
+    shutil.copyfile(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg", query)
+    env = dict(SOUNDALIKE_PUBLIC="1", SOUNDALIKE_MODEL="auto", SOUNDALIKE_ALLOW_DOWNLOAD="1", PANNS_DATA_DIR=str(panns),
+               PANNS_URL="http://127.0.0.1:9/Cnn14_mAP%3D0.431.pth", SOUNDALIKE_DOWNLOAD_TIMEOUT="3")
+    with running_app(data, **env) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        header = wait_header(page, "· 207 sounds in 16 categories")
+        assert [line for line in header.splitlines() if line.strip()][:2] == ["Soundalike", "aisfx · sound-effects model, runs offline · 207 sounds in 16 categories · PANNs unavailable"]
+        page.locator("#header summary").click()
+        page.get_by_text("Why not PANNs Cnn14").wait_for(timeout=10_000)
+        text = page.locator("body").inner_text()
+        assert "Could not download the PANNs Cnn14 checkpoint" in text and "[server path]" in text
+        assert str(tmp_path) not in text and str(REPO) not in text and "/home/" not in text and "/tmp/" not in text
+
+        page.locator("#query input[type=file]").set_input_files(str(query))
+        page.locator("#query [data-testid='download-link']").wait_for(state="attached", timeout=30_000)
+        page.locator("#search-btn").click()
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Top 5')", timeout=60_000)
+        labels = [page.locator(f"#result-{i}").inner_text() for i in range(5)]
+        pcts = [float(re.search(r"percentile (\d+\.\d)", t).group(1)) for t in labels]
+        assert labels[0].startswith("1. chromium_exploBig — explosion — 1.00 · percentile 100.0"), labels[0]
+        assert pcts == sorted(pcts, reverse=True) and pcts[-1] < 100.0
+        assert "percentile" in page.locator("#results-table").inner_text()
+
+        page.get_by_role("tab", name="Library map").click()
+        page.locator("#library-map .js-plotly-plot").wait_for(timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#map-info')?.innerText.includes('207 sounds')", timeout=60_000)
+        traces = page.evaluate("() => document.querySelector('#library-map .js-plotly-plot')._fullData.map(t => [t.name, t.x.length])")
+        assert ["★ your query", 1] in traces and sum(n for name, n in traces if name != "★ your query") == 207
+        # the pixel position of one point (a water sound), from plotly's own axes
+        x, y, name = page.evaluate("""() => {
+            const d = document.querySelector('#library-map .js-plotly-plot'), fl = d._fullLayout;
+            const t = d._fullData.find(t => t.name.startsWith('water ')), r = d.getBoundingClientRect();
+            return [r.left + fl._size.l + fl.xaxis.l2p(t.x[0]), r.top + fl._size.t + fl.yaxis.l2p(t.y[0]), t.text[0]];
+        }""")
+        page.mouse.move(x, y)
+        page.wait_for_function("n => Array.from(document.querySelectorAll('#library-map .hovertext')).some(e => e.textContent.includes(n))",
+                               arg=name, timeout=10_000)
+        hover = page.locator("#library-map .hovertext").first.text_content()  # an SVG element
+        assert name in hover and "water" in hover
+        page.mouse.click(x, y)
+        page.wait_for_function("n => document.querySelector('#map-player')?.innerText.includes(n + ' — water')", arg=name, timeout=30_000)
+        # it plays: the player's clock moves on from 0:00 by itself
+        page.wait_for_function("""() => { const t = document.querySelector('#map-player #time');
+                                         return t && t.textContent.trim() !== '0:00'; }""", timeout=15_000)
+        page.screenshot(path=str(tmp_path / "map.png"))
+        shutil.copyfile(tmp_path / "map.png", os.environ.get("SOUNDALIKE_MAP_SCREENSHOT", str(tmp_path / "map-copy.png")))
+
+
+HIDE_AISFX = "import runpy, sys; sys.modules['aisfx'] = None; sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
+
+
+def test_requirements_only_install_loads_panns_at_start_up_and_says_loading_meanwhile(browser, tmp_path):
+    """The hosted path: a Space installs only requirements.txt, so aisfx is missing (hidden here the
+    way Python marks a module unavailable) and `auto` downloads PANNs at start-up. The UI serves at
+    once and says "loading" until the download (held back here until the page has been checked)
+    ends; then it names the model. With no network at all it stays up and says why."""
+    import functools
+    import http.server
+    import sys
+    import threading
+
+    from search_core.embedders.panns import build_cnn14
+
+    import numpy as np
+    import torch
+
+    ckpt_dir = tmp_path / "zenodo"
+    ckpt_dir.mkdir()
+    torch.save({"model": build_cnn14().state_dict(), "sampler": {"indexes": np.arange(3)}}, ckpt_dir / "Cnn14_mAP=0.431.pth")
+    release = threading.Event()
+
+    class Held(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            release.wait(120)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Held, directory=str(ckpt_dir)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    argv = [sys.executable, "-c", HIDE_AISFX]
+    space = dict(SPACE_ID="someone/soundalike", SOUNDALIKE_MODEL="auto", PANNS_DATA_DIR=str(tmp_path / "panns_home"))
+    try:
+        url_ckpt = f"http://127.0.0.1:{httpd.server_address[1]}/Cnn14_mAP%3D0.431.pth"
+        with running_app(tmp_path / "data", argv=argv, wait_model=False, PANNS_URL=url_ckpt, **space) as url:
+            page = browser.new_page()
+            page.goto(url)
+            assert "Loading the model" in wait_header(page, "Loading the model")
+            release.set()
+            header = wait_header(page, "· 0 sounds in 0 categories", timeout=120_000)  # the page updates by itself
+            assert "panns-cnn14 · AudioSet sound tagger" in header
+        assert (tmp_path / "panns_home" / "Cnn14_mAP=0.431.pth").is_file()
+    finally:
+        httpd.shutdown()
+    # no network, no aisfx: the app serves and says why, in one line and the details
+    with running_app(tmp_path / "data2", argv=argv, PANNS_URL="http://127.0.0.1:9/Cnn14_mAP%3D0.431.pth",
+                     **{**space, "PANNS_DATA_DIR": str(tmp_path / "empty_home")}) as url:
+        page = browser.new_page()
+        page.goto(url)
+        header = wait_header(page, "No model is available")
+        page.locator("#header summary").click()
+        page.get_by_text("aisfx is not installed").wait_for(timeout=10_000)
+        text = page.locator("body").inner_text()
+        assert "Could not download the PANNs Cnn14 checkpoint" in text and str(tmp_path) not in text

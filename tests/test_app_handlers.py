@@ -234,7 +234,7 @@ def test_header_is_one_short_line_and_a_public_demo_shows_no_server_path(setting
     assert "Could not download the PANNs Cnn14 checkpoint" in details and str(panns) in details
     public = Handlers(Service(base.with_(public=True))).header_md()
     assert public.split("\n")[1] == line and "Could not download" in public
-    assert str(tmp_path) not in public and "<server path>" in public and "/home" not in public
+    assert str(tmp_path) not in public and "[server path]" in public and "/home" not in public
 
 
 def test_redaction_keeps_urls_and_removes_server_paths():
@@ -243,4 +243,4 @@ def test_redaction_keeps_urls_and_removes_server_paths():
     text = ("from https://zenodo.org/record/1/files/Cnn14.pth?download=1 (no network). Put it at /srv/app/panns/Cnn14.pth, "
             "or ~/panns/x.pth; library data/soundalike.db; not mydata/y")
     assert redact_paths(text, ("data",)) == ("from https://zenodo.org/record/1/files/Cnn14.pth?download=1 (no network). "
-                                             "Put it at <server path>, or <server path>; library <server path>; not mydata/y")
+                                             "Put it at [server path], or [server path]; library [server path]; not mydata/y")

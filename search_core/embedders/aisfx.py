@@ -33,7 +33,8 @@ class AisfxEmbedder(Embedder):
             from aisfx import inference as ai
             from aisfx import preprocessing as pre
         except ImportError as exc:  # pragma: no cover - install problem
-            raise ModelUnavailable(f"aisfx is not installed ({exc}); run the README's install command") from exc
+            raise ModelUnavailable(f"aisfx is not installed ({exc}). scripts/install.sh installs it (with --no-deps: its own pins "
+                                   "are stale); an install of requirements.txt alone, as on a Hugging Face Space, has no aisfx.") from exc
         set_threads(settings)
         self._torch = torch
         self._ai = ai
