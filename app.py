@@ -456,7 +456,7 @@ def build_ui(service: Service) -> gr.Blocks:
         upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
         delete_btn.click(h.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
         clear_btn.click(h.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
-        map_tab.select(h.map_view, [last_query], [map_plot, map_info], api_visibility="private", concurrency_id="map", concurrency_limit=1)
+        map_tab.select(h.map_view, [last_query], [map_plot, map_info], api_name="library_map", concurrency_id="map", concurrency_limit=1)
         scan_btn.click(h.scan, [scan_rec, scan_threshold, scan_query], [scan_status, scan_plot, scan_table, scan_state, moment_player, clip_player],
                        api_name="scan", concurrency_limit=1, concurrency_id="scan")
         scan_table.select(h.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")

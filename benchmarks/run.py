@@ -19,6 +19,11 @@ Sections:
             its time on a library of 10k generated files (indexing them takes ~40 min on 2 cores)
   restart   a reopened Lite library's first search (benchmarks/restart.py): open + first search with
             the saved search mirror, and without it (every vector read back from Milvus Lite)
+  map       the library map (benchmarks/libmap.py): how well layouts keep category neighbourhoods on
+            the bundled set (PCA, t-SNE, UMAP when installed), and at 10k generated sounds the layout's
+            time, its size on the wire, and in Chromium opening the tab, hover and click-to-player times
+  load      32 clients searching at once over HTTP against the running app (benchmarks/load.py):
+            status codes (no 5xx), searches/s, p50/p95 latency as the clients see it
   soak      (only with --only soak) 1,000 searches with distinct uploads through the REST and Gradio
             APIs of the running app: the visitor-file folder and RSS over time (benchmarks/soak.py);
             the run exits 1 when the folder ends over its bound or RSS grew more than 10 %
@@ -322,7 +327,7 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "soak"],
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load", "soak"],
                     help="soak is only run when named here (it takes ~5 min and fails the run when its checks fail)")
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
@@ -330,10 +335,11 @@ def main(argv=None) -> int:
                     help="vector counts for the scale section (1000000 works but inserting it into Lite takes 10-30 min per dim)")
     ap.add_argument("--restart-sizes", nargs="+", type=int, default=[100_000], help="library sizes (512-d) of the restart section")
     ap.add_argument("--dupes-scale", nargs="*", type=int, default=[], help="generated library sizes to time dupes on (e.g. 10000)")
+    ap.add_argument("--map-sizes", nargs="+", type=int, default=[10_000], help="generated library sizes of the map section")
     ap.add_argument("--soak-searches", type=int, default=1000, help="searches of the soak section")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
-    sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart"]
+    sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
     smoke = args.smoke
     models = ["mfcc"] if smoke else args.models
     tmp = tempfile.TemporaryDirectory(prefix="soundalike-bench-")
@@ -367,12 +373,20 @@ def main(argv=None) -> int:
         from .restart import bench_restart
 
         result["restart"] = bench_restart(work, (2000,) if smoke else tuple(args.restart_sizes))
+    if "map" in sections:
+        from .libmap import bench_map
+
+        result["map"] = bench_map(work, "mfcc" if smoke else "aisfx", smoke, (300,) if smoke else tuple(args.map_sizes))
+    if "load" in sections:
+        from .load import bench_load
+
+        result["load"] = [bench_load(work, "mfcc" if smoke else "aisfx", clients=8 if smoke else 32, searches=24 if smoke else 320)]
     if "soak" in sections:
         from .soak import bench_soak
 
         result["soak"] = bench_soak(work, "mfcc" if smoke else "aisfx", searches=40 if smoke else args.soak_searches,
                                     every=20 if smoke else 200)
-    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory", "restart") if k in result)
+    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory", "restart", "load") if k in result)
     if "scan" in result:
         from .scan import scan_tables
 
@@ -381,6 +395,10 @@ def main(argv=None) -> int:
         from .dupes import dupes_tables
 
         text += "".join(table(title, rows) for title, rows in dupes_tables(result["dupes"]))
+    if "map" in result:
+        from .libmap import map_tables
+
+        text += "".join(table(title, rows) for title, rows in map_tables(result["map"]))
     if "soak" in result:
         from .soak import soak_tables
 

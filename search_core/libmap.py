@@ -23,8 +23,9 @@ import pandas as pd
 
 TSNE_MIN = 12  # fewer sounds than this: PCA (t-SNE needs perplexity < n)
 PLACE_NEIGHBOURS = 5
-COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-           "#393b79", "#ad494a", "#8ca252", "#bd9e39", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1"]
+# 20 colours people tell apart (Trubetskoy's list, the palest last), so 16 categories never share one
+COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",
+           "#800000", "#808000", "#000075", "#a9a9a9", "#ffe119", "#dcbeff", "#aaffc3", "#fabed4", "#ffd8b1", "#000000"]
 
 
 def library_key(ids) -> str:
@@ -41,6 +42,7 @@ class MapLayout:
     vectors: np.ndarray  # (n, dim), unit rows: to place a query among its neighbours
     method: str  # tsne | pca
     seconds: float = 0.0  # what computing it took
+    source: str = "computed"  # or "saved": read back from beside the library
 
     @property
     def key(self) -> str:
@@ -84,7 +86,7 @@ class MapLayout:
         order = {fid: i for i, fid in enumerate(meta["id"])}
         rows = [order[i] for i in ids]
         return cls(ids, [str(meta["name"].iloc[r]) for r in rows], [str(meta["label"].iloc[r]) for r in rows], xy.astype(np.float64),
-                   vectors[rows], method, seconds)
+                   vectors[rows], method, seconds, "saved")
 
 
 def neighbour_agreement(points: np.ndarray, labels, k: int = 5) -> float:

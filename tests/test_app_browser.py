@@ -168,6 +168,10 @@ def test_public_demo_header_map_click_and_readable_scores(browser, tmp_path, sam
         assert name in hover and "water" in hover
         page.mouse.click(x, y)
         page.wait_for_function("n => document.querySelector('#map-player')?.innerText.includes(n + ' — water')", arg=name, timeout=30_000)
+        # the legend filters: a click on a category hides its points
+        page.locator("#library-map .legend .traces").filter(has_text="explosion (14)").click()
+        page.wait_for_function("""() => document.querySelector('#library-map .js-plotly-plot')._fullData
+                                     .find(t => t.name.startsWith('explosion ')).visible === 'legendonly'""", timeout=10_000)
         # it plays: the player's clock moves on from 0:00 by itself
         page.wait_for_function("""() => { const t = document.querySelector('#map-player #time');
                                          return t && t.textContent.trim() !== '0:00'; }""", timeout=15_000)

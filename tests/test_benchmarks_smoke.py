@@ -26,3 +26,12 @@ def test_benchmark_smoke_run(tmp_path):
     # a reopened library reads its saved mirror; without it, it reads every vector back (and still answers)
     assert "## restart" in r.stdout
     assert all(row["from_saved_copy"] and not row["without_copy_from_saved"] for row in result["restart"])
+    # the map: t-SNE keeps category neighbourhoods better than PCA, and a restart reads the saved layout
+    assert "## map quality (bundled set)" in r.stdout and "## map at scale" in r.stdout
+    quality = {row["layout"]: row["knn5_same_category"] for row in result["map"]["quality"]}
+    assert quality["t-SNE (the app's map)"] > quality["PCA"]
+    (scale,) = result["map"]["scale"]
+    assert scale["sounds"] == 300 and scale["layout"] == "tsne" and scale["restart_read_saved"]
+    # clients searching at once over HTTP: every search answered 200
+    (load,) = result["load"]
+    assert load["clients"] == 8 and load["codes"] == {"200": 24} and load["errors_5xx"] == 0

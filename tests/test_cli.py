@@ -21,7 +21,7 @@ def test_index_then_search_json_returns_the_query_first(tmp_path, sounds):
     out = json.loads(r.stdout)  # exactly one JSON object on stdout
     assert set(out) == {"model", "collection", "query_id", "suggested_label", "results"} and out["model"] == "aisfx"
     first = out["results"][0]
-    assert set(first) == {"rank", "id", "name", "label", "score", "duration", "start", "end", "path"}
+    assert set(first) == {"rank", "id", "name", "label", "score", "percentile", "duration", "start", "end", "path"}  # no tags: aisfx
     assert first["name"] == "clicks_2" and first["rank"] == 1 and first["score"] > 0.999
     assert len(out["results"]) == 3
     assert out["suggested_label"]["label"] == "clicks" and 0 < out["suggested_label"]["confidence"] <= 1

@@ -85,7 +85,7 @@ def test_the_cli_works_through_the_running_app(app):
     out = json.loads(r.stdout)  # the CLI's own JSON contract, unchanged
     assert set(out) == {"model", "collection", "query_id", "suggested_label", "results"}
     first = out["results"][0]
-    assert set(first) == {"rank", "id", "name", "label", "score", "duration", "start", "end", "path"}
+    assert set(first) == {"rank", "id", "name", "label", "score", "percentile", "duration", "start", "end", "path"}  # no tags: aisfx
     assert first["name"] == "hedgewars_Incoming" and first["path"] == str((mine / "hedgewars_Incoming.ogg").resolve())
     assert len(out["results"]) == 3
 

@@ -24,11 +24,12 @@ def test_index_search_self_first_and_skip_bad_files(settings, sounds):
 
     query = sounds / "chirp" / "chirp_1.wav"
     frame = lib.search(query, 5)
-    assert list(frame.columns) == ["rank", "name", "label", "score", "duration", "start", "end", "path", "id"]
+    assert list(frame.columns) == ["rank", "name", "label", "score", "percentile", "duration", "start", "end", "path", "id", "tags"]
     assert frame.iloc[0]["name"] == "chirp_1" and frame.iloc[0]["score"] > 0.999
     assert frame.iloc[0]["label"] == "chirp"
     assert list(frame["rank"]) == [1, 2, 3, 4, 5]
-    assert frame["score"].is_monotonic_decreasing
+    assert frame["score"].is_monotonic_decreasing and frame["percentile"].is_monotonic_decreasing
+    assert frame.iloc[0]["percentile"] == 100.0 and frame["tags"].isna().all()  # aisfx names no classes
 
 
 def test_reindexing_is_idempotent(settings, sounds):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import socket
 import threading
 from pathlib import Path
@@ -180,6 +181,14 @@ def test_tags_are_stored_at_index_time_and_returned_with_query_and_results(tmp_p
     for tags in [result.query_tags] + [r["tags"] for r in result.results()]:
         assert len(tags) == 5 and {t["label"] for t in tags} <= labels and all(0 <= t["p"] <= 1 for t in tags)
         assert [t["p"] for t in tags] == sorted((t["p"] for t in tags), reverse=True)
+    # the UI: the query's tags under the status line, each result's top two in its title
+    from app import Handlers
+    from search_core.service import Service
+
+    out = Handlers(Service(settings)).search(str(folder / "tone.wav"), 3, None, None)
+    status, titles = out[0], [p["label"] for p in out[2 + 20 : 2 + 20 + 3]]
+    assert "The model hears: " in status and status.split("The model hears: ")[1].count(",") == 2
+    assert all(re.search(r" · [^·]+ \d\.\d\d, [^·]+ \d\.\d\d( \(not served\))?$", t) for t in titles), titles
     Store.close_all()
     env = {"SOUNDALIKE_DATA_DIR": str(settings.data_dir), "SOUNDALIKE_MODEL": "panns-cnn14", "PANNS_CHECKPOINT": str(checkpoint),
            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
