@@ -156,9 +156,10 @@ class Library:
         rows = list(self.store.iterate(("id", "name", "label", "path", "duration")))
         pos = {r["id"]: i for i, r in enumerate(rows)}
         emb = np.zeros((len(rows), self.embedder.dim), dtype=np.float32)
-        for seg in self.store.iterate(("file_id", "embedding"), batch=2000, files_only=False):
-            i = pos.get(seg["file_id"])
+        files, segs = self.store.segment_vectors()
+        for fid, vec in zip(files, segs):
+            i = pos.get(fid)
             if i is not None:  # a long file's vector is the mean of its segments'
-                emb[i] += np.asarray(seg["embedding"], dtype=np.float32)
+                emb[i] += vec
         emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         return pd.DataFrame(rows), emb

@@ -254,6 +254,12 @@ class VectorMirror:
             return {i: (self._files[r], self._mat[r].copy(), (float(self._spans[r][0]), float(self._spans[r][1])))
                     for i in ids if (r := self._pos.get(i)) is not None}
 
+    def all_rows(self) -> tuple[list[str], np.ndarray]:
+        """(file id of each live row, their vectors): every segment, copied under the lock."""
+        with self._lock:
+            rows = [r for r in self._pos.values()]
+            return [self._files[r] for r in rows], self._mat[rows].copy()
+
     def sample_ids(self, k: int, seed: int | None = None) -> list[str]:
         with self._lock:
             live = [i for i in self._ids if i is not None]
