@@ -76,12 +76,6 @@ class Handlers:
         st = self.service.status()
         return header_markdown(st.line, st.details)
 
-    def categories(self) -> list[str]:
-        return [ANY, *self.service.library.store.label_counts().keys()]
-
-    def library_table(self) -> pd.DataFrame:
-        counts = self.service.library.store.label_counts()
-        return pd.DataFrame({"category": list(counts), "sounds": list(counts.values())})
 
     def refresh(self):
         """Header, empty-library banner, categories, library table, and whether to poll again
@@ -90,7 +84,8 @@ class Handlers:
         header = header_markdown(st.line, st.details)
         if not st.ready:
             return header, gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame(), gr.Timer(active=st.state == "loading")
-        return header, gr.update(visible=st.count == 0), gr.update(choices=self.categories()), self.library_table(), gr.Timer(active=False)
+        table = pd.DataFrame({"category": list(st.labels), "sounds": list(st.labels.values())})
+        return header, gr.update(visible=st.count == 0), gr.update(choices=[ANY, *st.labels]), table, gr.Timer(active=False)
 
     def search(self, audio_path, top_k, category, max_duration):
         if not audio_path:
@@ -122,7 +117,8 @@ class Handlers:
         return self.show_results(result, f"More like **{item['name']}** ({item['label']}): top {len(result.frame)}")
 
     def show_results(self, result, status: str):
-        """Status (with the suggested category), the table, the 20 result slots, the map and the ids."""
+        """Status (with the suggested category and the query's tags), the table, the 20 result slots,
+        the query's vector (the map's ★) and the result ids."""
         frame = result.frame
         if result.suggestion:
             status += f" · **{result.suggestion.describe()}**"
@@ -131,7 +127,9 @@ class Handlers:
         slots, players = [], []
         for row in frame.itertuples():
             path = self.service.playable(row.path)
-            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}" + (f" · percentile {row.percentile:.1f}" if row.percentile == row.percentile else "")
+            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
+            if pd.notna(row.percentile):
+                title += f" · percentile {row.percentile:.1f}"
             if row.tags:
                 title += f" · {tags_text(row.tags, 2)}"
             if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
@@ -321,6 +319,7 @@ class Handlers:
 
 
 def header_markdown(line: str, details: str) -> str:
+    """The title, the status line, and the details collapsed under it (Markdown with an HTML details element)."""
     return f"# Soundalike\n{line}\n\n<details id='header-details'><summary>Details</summary>\n\n{details}\n\n</details>"
 
 

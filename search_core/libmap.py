@@ -8,7 +8,7 @@ how often a point's 5 nearest map neighbours share its category on the bundled s
 
 A layout is computed once per library state: cached in memory, saved beside the library and
 trusted on reopen only when it holds exactly the library's files. t-SNE cannot place new points,
-so a query goes to the similarity-weighted mean of its nearest sounds' positions.
+so a query goes beside the sound most like it (see MapLayout.place).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pandas as pd
 
 TSNE_MIN = 12  # fewer sounds than this: PCA (t-SNE needs perplexity < n)
 PLACE_NEIGHBOURS = 5
+SAME = 0.999  # a query this close to a library sound is that sound: its star sits on it
 # 20 colours people tell apart (Trubetskoy's list, the palest last), so 16 categories never share one
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",
            "#800000", "#808000", "#000075", "#a9a9a9", "#ffe119", "#dcbeff", "#aaffc3", "#fabed4", "#ffd8b1", "#000000"]
@@ -44,7 +46,7 @@ class MapLayout:
     seconds: float = 0.0  # what computing it took
     source: str = "computed"  # or "saved": read back from beside the library
 
-    @property
+    @cached_property
     def key(self) -> str:
         return library_key(self.ids)
 
@@ -52,11 +54,17 @@ class MapLayout:
         return len(self.ids)
 
     def place(self, vector: np.ndarray, k: int = PLACE_NEIGHBOURS) -> tuple[float, float]:
-        """Where a query goes: the similarity-weighted mean of its k nearest sounds' positions."""
+        """Where a query goes: beside the sound most like it, drawn a quarter of the way towards the
+        similarity-weighted mean of its k nearest (a plain mean can land between two islands, next
+        to sounds that are not like it at all); on that sound when the query is in the library."""
         sims = self.vectors @ np.asarray(vector, dtype=np.float32)
         top = np.argsort(-sims)[: min(k, len(sims))]
+        anchor = self.xy[top[0]]
+        if sims[top[0]] >= SAME:
+            return float(anchor[0]), float(anchor[1])
         w = np.clip(sims[top], 1e-3, None) ** 4  # the nearest count most
-        x, y = (self.xy[top] * w[:, None]).sum(0) / w.sum()
+        pull = (self.xy[top] * w[:, None]).sum(0) / w.sum()
+        x, y = anchor + 0.25 * (pull - anchor)
         return float(x), float(y)
 
     def agreement(self, k: int = 5) -> float:

@@ -35,9 +35,9 @@ import pandas as pd
 from . import operations
 from .audio import AUDIO_EXTENSIONS, AudioError, load_audio, require_sound
 from .dupes import DupesResult
-from .libmap import MapLayout
 from .embedders import ModelUnavailable
 from .indexer import IndexReport, Progress
+from .libmap import MapLayout, compute_layout
 from .search import SearchResult
 from .settings import Settings
 from .status import AppStatus
@@ -184,7 +184,7 @@ class Service:
         except StoreError as exc:
             return failed_status("no_library", str(exc), public=public, known=known)
         emb = lib.embedder
-        return ready_status(lib.model, emb.dim, emb.description, emb.note, sum(counts.values()), len(counts), public=public, known=known)
+        return ready_status(lib.model, emb.dim, emb.description, emb.note, counts, public=public, known=known)
 
     def _server_paths(self) -> tuple[str, ...]:
         s = self.settings
@@ -597,8 +597,6 @@ class Service:
     def library_map(self) -> MapLayout | None:
         """The library's 2-D layout (None while it is empty): computed once per library state,
         kept in memory and beside the library, so opening the map tab costs no computation."""
-        from .libmap import MapLayout, compute_layout
-
         lib = self.library
         state = (lib.collection, lib.count(), lib.store.count_segments())
         with self._map_lock:  # one computation at a time; a visitor who waited gets its result

@@ -34,6 +34,7 @@ class AppStatus:
     details: str  # Markdown for a collapsed element: reasons and the operator's how-to
     model: str | None = None
     count: int | None = None
+    labels: dict[str, int] | None = None  # sounds per category (ready only)
 
     @property
     def ready(self) -> bool:
@@ -46,9 +47,10 @@ def fallback_reason(note: str) -> str | None:
     return note.split(marker, 1)[1] if note.startswith("auto: fell back") and marker in note else None
 
 
-def ready_status(model: str, dim: int, description: str, note: str, count: int, categories: int, *, public: bool,
+def ready_status(model: str, dim: int, description: str, note: str, labels: dict[str, int], *, public: bool,
                  known: tuple[str, ...] = ()) -> AppStatus:
     what = SHORT.get(model, description)
+    count, categories = sum(labels.values()), len(labels)
     line = f"**{model}** · {what} · **{count} sound{'s' * (count != 1)}** in {categories} categor{'ies' if categories != 1 else 'y'}"
     details = [f"**Model:** {description}. A result's score is the cosine similarity of the two embeddings (1 = identical); "
                "its percentile says how it ranks among pairs of the library's own sounds (99: only 1% of pairs are as alike)."]
@@ -58,7 +60,7 @@ def ready_status(model: str, dim: int, description: str, note: str, count: int, 
         details.append(f"**Why not PANNs Cnn14:** {reason}")
     elif note:
         details.append(f"**Model choice:** {note}")
-    return AppStatus("ready", line, _clean("\n\n".join(details), public, known), model, count)
+    return AppStatus("ready", line, _clean("\n\n".join(details), public, known), model, count, labels)
 
 
 def loading_status() -> AppStatus:
