@@ -27,6 +27,9 @@ Sections:
   soak      (only with --only soak) 1,000 searches with distinct uploads through the REST and Gradio
             APIs of the running app: the visitor-file folder and RSS over time (benchmarks/soak.py);
             the run exits 1 when the folder ends over its bound or RSS grew more than 10 %
+  server    (only with --only server) 1M x 512 vectors on a real Milvus server (benchmarks/server.py):
+            insert rate, index build, load, restart, top-10 p50/p95 and recall@10 against exact;
+            --server-size sets N, --server-uri uses a running server instead of starting one
 
 `--only` runs merge their sections into an existing results.json.
 
@@ -327,7 +330,7 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load", "soak"],
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load", "soak", "server"],
                     help="soak is only run when named here (it takes ~5 min and fails the run when its checks fail)")
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
@@ -337,6 +340,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dupes-scale", nargs="*", type=int, default=[], help="generated library sizes to time dupes on (e.g. 10000)")
     ap.add_argument("--map-sizes", nargs="+", type=int, default=[10_000], help="generated library sizes of the map section")
     ap.add_argument("--soak-searches", type=int, default=1000, help="searches of the soak section")
+    ap.add_argument("--server-size", type=int, default=1_000_000, help="vectors (512-d) of the server section")
+    ap.add_argument("--server-uri", help="run the server section on this Milvus server instead of starting one")
     ap.add_argument("--workdir", help="keep generated files here (default: a temp dir)")
     args = ap.parse_args(argv)
     sections = args.only or ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
@@ -386,7 +391,11 @@ def main(argv=None) -> int:
 
         result["soak"] = bench_soak(work, "mfcc" if smoke else "aisfx", searches=40 if smoke else args.soak_searches,
                                     every=20 if smoke else 200)
-    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory", "restart", "load") if k in result)
+    if "server" in sections:
+        from .server import bench_server
+
+        result["server"] = bench_server(work, 2000 if smoke else args.server_size, 20 if smoke else 200, uri=args.server_uri)
+    text = "# Soundalike benchmarks" + "".join(table(k, result[k]) for k in ("latency", "indexing", "scale", "memory", "restart", "load", "server") if k in result)
     if "scan" in result:
         from .scan import scan_tables
 

@@ -205,7 +205,7 @@ class Indexer:
                 pending.clear()
             # Old versions go only once their replacement is stored.
             for item, old in replaced:
-                self.store.delete(old)
+                self.store.delete(old, settle=False)
             replaced.clear()
 
         batch: list[tuple[Item, Clip]] = []
@@ -268,5 +268,6 @@ class Indexer:
                     progress(done, total, item.path.name)
             embed_batch()
             flush()
+        self.store.settle()  # what this run wrote is visible to every reader once it returns
         report.seconds = time.perf_counter() - start
         return report

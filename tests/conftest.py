@@ -109,110 +109,29 @@ def sample_settings(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory) -> str:
+def milvus(tmp_path_factory):
     """A real Milvus server (standalone 2.3.5, from the PyPI `milvus` package, installed by
-    `scripts/install.sh --dev`) shared by the session; yields its URI."""
-    uri, proc = start_milvus_server(tmp_path_factory.mktemp("milvus_server"))
+    `scripts/install.sh --dev`) shared by the session: a benchmarks.milvus_server.MilvusServer,
+    which the fault tests kill and restart (on the same data and port)."""
+    server = start_milvus_server(tmp_path_factory.mktemp("milvus_server"))
     try:
-        yield uri
+        yield server
     finally:
         Store.close_all()
-        end_process_group(proc)
+        server.stop()
 
 
-ETCD_PEER_PORT = 2380  # the embedded etcd of milvus 2.3.5 always listens here (not configurable)
+@pytest.fixture(scope="session")
+def milvus_server(milvus) -> str:
+    """The shared server's URI."""
+    return milvus.uri
 
 
-def start_milvus_server(data: Path, port: int | None = None):
-    """Starts `milvus-server` on `data` (a port of its own unless given) and waits until it answers;
-    returns (uri, process). The wrapper does not stop the server binary on SIGTERM, so it runs in
-    its own process group: end it with end_process_group. One such server runs per machine: its
-    embedded etcd takes 127.0.0.1:2380 and its pid file /run/milvus/standalone.pid."""
-    import socket
-    import subprocess
-    import sys
-    import time
+def start_milvus_server(data: Path, port: int | None = None, **kwargs):
+    """benchmarks.milvus_server.start_milvus_server, failing the test (not erroring) when it cannot."""
+    from benchmarks.milvus_server import ServerError, start_milvus_server as start
 
-    exe = Path(sys.executable).parent / "milvus-server"
-    if not exe.exists():
-        pytest.fail("milvus-server is missing: install the test tools with `bash scripts/install.sh --dev`")
-
-    def port_free(p: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-                return True
-            except OSError:
-                return False
-
-    deadline = time.time() + 60  # a server that is still stopping holds the etcd port for a moment
-    while not port_free(ETCD_PEER_PORT) and time.time() < deadline:
-        time.sleep(1)
-    if not port_free(ETCD_PEER_PORT):
-        pytest.fail(f"127.0.0.1:{ETCD_PEER_PORT} is held by another process (another Milvus server?): "
-                    "the embedded etcd of the test server needs it")
-    data.mkdir(parents=True, exist_ok=True)
-    log = data.parent / f"{data.name}-server.log"
-    for attempt in range(3):
-        if port is None or attempt:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        base = data / f"run-{attempt}"
-        log = data.parent / f"{data.name}-server-{attempt}.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen([str(exe), "--data", str(base), "--proxy-port", str(port)],
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        uri = f"http://127.0.0.1:{port}"
-        started, binary_seen = time.time(), False
-        while time.time() < started + 180 and proc.poll() is None:
-            binary_up = _group_alive(proc.pid, but=proc.pid)
-            if binary_seen and not binary_up:
-                break  # the server binary died (its wrapper lingers on): start again
-            binary_seen = binary_seen or binary_up
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    pass
-                from pymilvus import MilvusClient
-
-                c = MilvusClient(uri, timeout=5)
-                c.list_collections()
-                c.close()
-                return uri, proc
-            except Exception:
-                time.sleep(1)
-        end_process_group(proc)
-        time.sleep(2)
-    pytest.fail(f"the Milvus server did not start (3 tries):\n{log.read_text()[-3000:]}")
-
-
-def end_process_group(proc, *, grace: float = 60.0) -> None:
-    """SIGTERM to the whole group, time to stop cleanly (a Milvus server killed outright leaves a
-    session behind that a restarted server on the same data waits for), then SIGKILL."""
-    import signal
-    import time
-
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.time() + wait
-        while time.time() < deadline and _group_alive(proc.pid):
-            proc.poll()  # reap the leader when it exits
-            time.sleep(0.2)
-        if not _group_alive(proc.pid):
-            break
-    proc.poll()
-
-
-def _group_alive(pgid: int, but: int | None = None) -> bool:
-    """Whether any process of the group (other than `but`) is still running; zombies do not count."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z" and int(stat.parent.name) != but:
-            return True
-    return False
+    try:
+        return start(data, port, **kwargs)
+    except ServerError as exc:
+        pytest.fail(str(exc))
