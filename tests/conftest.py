@@ -58,6 +58,29 @@ def write_sounds(folder: Path, kinds=("tone", "noise", "chirp", "clicks"), per_k
     return paths
 
 
+def write_many(folder: Path, n: int = 200) -> None:
+    """n one-second files (16 kHz) of the four kinds at varied levels, named s000.wav, s001.wav, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = ("tone", "noise", "chirp", "clicks")
+    for i in range(n):
+        sf.write(folder / f"s{i:03d}.wav", synth(kinds[i % 4], 1.0, 16000, seed=i) * np.float32(0.5 + (i % 7) / 14), 16000)
+
+
+def wait_for_progress(proc, err: Path, total: int, at_least: int, limit: float = 300.0) -> None:
+    """Until the CLI's progress bar on stderr (`<done>/<total>`) reaches at_least; the process must
+    still be running then (the caller is about to interrupt it)."""
+    import re
+    import time
+
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.poll() is None:
+        done = [int(n) for n in re.findall(rf"(\d+)/{total}", err.read_text(errors="replace"))]
+        if done and max(done) >= at_least:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "indexing finished before it could be interrupted"
+
+
 def create_schema1_collection(uri: str, collection: str, model: str, dim: int) -> None:
     """A collection as Soundalike's first schema made it (one vector per file, no schema property)."""
     from pymilvus import DataType, MilvusClient

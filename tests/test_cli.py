@@ -86,31 +86,17 @@ def test_eval_compares_models_on_a_labelled_folder(tmp_path):
 
 def test_index_killed_midway_then_run_again_loses_and_duplicates_nothing(tmp_path):
     """kill -9 in the middle of `index` on a Lite file, then the same command: every file once."""
-    import re
     import signal
-    import time
 
-    import numpy as np
-    import soundfile as sf
-
-    from .conftest import synth
+    from .conftest import wait_for_progress, write_many
 
     folder = tmp_path / "many"
-    folder.mkdir()
-    kinds = ("tone", "noise", "chirp", "clicks")
-    for i in range(200):
-        sf.write(folder / f"s{i:03d}.wav", synth(kinds[i % 4], 1.0, 16000, seed=i) * np.float32(0.5 + (i % 7) / 14), 16000)
+    write_many(folder, 200)
     err = tmp_path / "index.err"
     e = dict(os.environ, SOUNDALIKE_DATA_DIR=str(tmp_path / "data"), SOUNDALIKE_MODEL="mfcc")
     with err.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "search_core", "index", str(folder)], cwd=REPO, env=e, stderr=out, stdout=subprocess.DEVNULL)
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            done = [int(n) for n in re.findall(r"(\d+)/200", err.read_text(errors="replace"))]
-            if done and max(done) >= 130:  # two batches of 64 stored, the rest not yet
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "indexing finished before it could be killed"
+        wait_for_progress(proc, err, 200, 130)  # two batches of 64 stored, the rest not yet
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     before = json.loads(run(["stats", "--json"], tmp_path, SOUNDALIKE_MODEL="mfcc").stdout)["count"]

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 import uuid
 
 import httpx
-import numpy as np
-import soundfile as sf
 
 from .apprunner import running_app
-from .conftest import REPO, synth
+from .conftest import REPO, wait_for_progress, write_many
 
 FILES = 200
 
@@ -31,10 +28,7 @@ def test_server_killed_mid_index_then_restarted_under_the_running_app(tmp_path, 
     (same data, same port) the app searches again without a restart, and the same `index`
     command completes the library: every file once, nothing lost, nothing twice."""
     folder = tmp_path / "many"
-    folder.mkdir()
-    kinds = ("tone", "noise", "chirp", "clicks")
-    for i in range(FILES):
-        sf.write(folder / f"s{i:03d}.wav", synth(kinds[i % 4], 1.0, 16000, seed=i) * np.float32(0.5 + (i % 7) / 14), 16000)
+    write_many(folder, FILES)
     env = {"MILVUS_URI": milvus.uri, "SOUNDALIKE_LIBRARY": f"t{uuid.uuid4().hex[:10]}"}
     query = ("q.wav", (folder / "s005.wav").read_bytes())
 
@@ -43,13 +37,7 @@ def test_server_killed_mid_index_then_restarted_under_the_running_app(tmp_path, 
         err = tmp_path / "index.err"
         with err.open("w") as out:
             proc = cli(["index", str(folder)], tmp_path / "cli", env, stdout=subprocess.PIPE, stderr=out)
-            deadline = time.time() + 300
-            while time.time() < deadline and proc.poll() is None:
-                done = [int(n) for n in re.findall(rf"(\d+)/{FILES}", err.read_text(errors="replace"))]
-                if done and max(done) >= 130:  # two batches of 64 stored, the rest not yet
-                    break
-                time.sleep(0.02)
-            assert proc.poll() is None, "indexing finished before the server could be killed"
+            wait_for_progress(proc, err, FILES, 130)  # two batches of 64 stored, the rest not yet
             milvus.kill()
             stdout, _ = proc.communicate(timeout=120)
         stderr = err.read_text(errors="replace")
