@@ -92,10 +92,11 @@ class MilvusServer:
 
 
 def start_milvus_server(data: Path, port: int | None = None, *, same_data: bool = False, tries: int = 3,
-                        wait: float = 180.0) -> MilvusServer:
+                        wait: float = 180.0, config: dict[str, object] | None = None) -> MilvusServer:
     """Starts `milvus-server` and waits until it answers. Its data lies in `data/run-<try>` (a
     failed start never leaves state for the next try), or in `data` itself with same_data (a
-    restart on the data of a server that stopped). The port is a free one unless given."""
+    restart on the data of a server that stopped). The port is a free one unless given. `config`
+    overrides keys of the server's milvus.yaml (`{"dataCoord.segment.sealProportion": 1}`)."""
     exe = Path(sys.executable).parent / "milvus-server"
     if not exe.exists():
         raise ServerError("milvus-server is missing: install the test tools with `bash scripts/install.sh --dev`")
@@ -113,7 +114,8 @@ def start_milvus_server(data: Path, port: int | None = None, *, same_data: bool 
         base = data if same_data else data / f"run-{attempt}"
         log = data.parent / f"{data.name}-server-{attempt}.log"
         with log.open("a") as out:
-            proc = subprocess.Popen([str(exe), "--data", str(base), "--proxy-port", str(port)],
+            extra = [arg for key, value in (config or {}).items() for arg in ("--extra-config", f"{key}={value}")]
+            proc = subprocess.Popen([str(exe), "--data", str(base), "--proxy-port", str(port), *extra],
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         uri = f"http://127.0.0.1:{port}"
         started, binary_seen = time.time(), False
