@@ -17,6 +17,10 @@ Sections:
   dupes     the near-duplicate finder (benchmarks/dupes.py): altered copies of sample clips among the
             others, pair recall/precision per threshold vs embedding alone; with --dupes-scale 10000,
             its time on a library of 10k generated files (indexing them takes ~40 min on 2 cores)
+  wild      (only with --only wild) scan on recordings of the wild (benchmarks/wild.py): a library
+            part of the bundled set, its sounds altered (speed, pitch, stretch, telephone, reverb,
+            mp3, overlap) 0-15 dB over game music between sounds NOT in the library; recall per
+            condition, precision, false detections per hour; threshold tuned on other seeds
   restart   a reopened Lite library's first search (benchmarks/restart.py): open + first search with
             the saved search mirror, and without it (every vector read back from Milvus Lite)
   map       the library map (benchmarks/libmap.py): how well layouts keep category neighbourhoods on
@@ -330,7 +334,7 @@ def table(title: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks that everything runs (~1 min)")
-    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load", "soak", "server"],
+    ap.add_argument("--only", nargs="+", choices=["latency", "indexing", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server"],
                     help="soak is only run when named here (it takes ~5 min and fails the run when its checks fail)")
     ap.add_argument("--models", nargs="+", default=["aisfx", "panns-cnn14", "mfcc"])
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
@@ -370,6 +374,10 @@ def main(argv=None) -> int:
         from .scan import bench_scan
 
         result["scan"] = bench_scan(work, "mfcc" if smoke else "aisfx", dict(os.environ), smoke, () if smoke else (10.0, 60.0))
+    if "wild" in sections:
+        from .wild import bench_wild
+
+        result["wild"] = bench_wild(work, "mfcc" if smoke else "aisfx", dict(os.environ), smoke)
     if "dupes" in sections:
         from .dupes import bench_dupes
 
@@ -400,6 +408,10 @@ def main(argv=None) -> int:
         from .scan import scan_tables
 
         text += "".join(table(title, rows) for title, rows in scan_tables(result["scan"]))
+    if "wild" in result:
+        from .wild import wild_tables
+
+        text += "".join(table(title, rows) for title, rows in wild_tables(result["wild"]))
     if "dupes" in result:
         from .dupes import dupes_tables
 

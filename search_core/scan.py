@@ -5,14 +5,16 @@ scan, in two stages, streamed block by block (memory does not grow with the reco
 1. candidates: the recording is embedded in the model's windows (the same windows the library's
    long files are segmented into) and each window's nearest library files are looked up in the
    store, many windows per query;
-2. verification: each candidate's template (matching.py) is slid over the part of the recording
-   around the windows that proposed it; a normalised cross-correlation at or above the threshold
-   is a detection, its peak the onset.
+2. verification: each candidate's template is slid over the part of the recording around the
+   windows that proposed it, by a verifier (verifiers.py: `warped` by default, which also tries
+   speed, pitch and stretch changes and says which it found; or the earlier `logmel`); a score at
+   or above the threshold is a detection, its peak the onset.
 Then one entry per occurrence: detections of the same file that overlap are one, consecutive
 segments of a long library file that line up are joined, and where different files claim the same
 moment the best-correlated one wins.
 
-find needs no model and no library: the query's template against the whole recording.
+find needs no model and no library: the query's template against the whole recording, through
+the same verifier.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from typing import Callable
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .matching import FRAMES_PER_SECOND, RATE, TemplateCache, logmel, make_template, match_profile, peaks
+from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
+from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
 
-# Chosen from the scan benchmark (benchmarks/scan.py, README "Finding sounds in recordings").
-DEFAULT_THRESHOLD = 0.85
+# Chosen on the wild benchmark's tuning seeds (benchmarks/wild.py, README "Finding sounds in recordings").
+DEFAULT_THRESHOLD = 0.6
 CANDIDATES_PER_WINDOW = 10  # nearest library files each regular window proposes for verification
 CANDIDATES_PER_EVENT = 20  # ... and each sound event (short sounds are the hard ones to propose)
 BLOCK_SECONDS = 60.0
@@ -41,19 +44,21 @@ ScanProgress = Callable[[float, float], None]  # (seconds of the recording done,
 class Detection:
     start: float  # seconds in the recording
     end: float
-    score: float  # correlation of the aligned log-mel spectrograms, in [0, 1]
+    score: float  # the verifier's score, in [0, 1] (warped.py says what it means)
     id: str
     name: str
     label: str
     path: str
     clip_start: float = 0.0  # where in the library sound the matched part begins (long sounds)
     duration: float = 0.0  # the library sound's duration
+    change: dict = field(default_factory=dict)  # speed, pitch_semitones, gain_db as the verifier estimated them
 
     def as_dict(self) -> dict:
         d = asdict(self)
         for k in ("start", "end", "clip_start", "duration"):
             d[k] = round(float(d[k]), 3)
         d["score"] = round(float(d["score"]), 4)
+        d.update(d.pop("change"))
         return d
 
 
@@ -86,9 +91,10 @@ class Match:
     start: float
     end: float
     score: float
+    change: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4)}
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4), **self.change}
 
 
 @dataclass
@@ -151,9 +157,9 @@ def merge_detections(found: list[Detection], hop: float) -> list[Detection]:
 class Scanner:
     """Scans recordings against one Library; keeps library templates between scans (bounded)."""
 
-    def __init__(self, library, cache: TemplateCache | None = None):
+    def __init__(self, library, verifier: str | None = None):
         self.library = library
-        self.cache = cache or TemplateCache()
+        self.verifier = make_verifier(verifier or library.settings.verifier)
 
     def open(self, path: str | Path, name: str | None = None) -> Recording:
         emb = self.library.embedder
@@ -174,7 +180,7 @@ class Scanner:
         meta: dict[str, dict] = {}
         found: list[Detection] = []
         loudest = 0.0
-        margin = 2 * win + 0.5  # a window, plus a template (at most one window long) beyond it
+        margin = 2.2 * win + 0.5  # a window, plus a template (at most one window long, 1.1x when slowed) beyond it
         for block in rec.blocks((emb.sample_rate, RATE), BLOCK_SECONDS, margin):
             loudest = max(loudest, block.peak)
             mine = [(s, e) for s, e in spans if block.start <= s < block.end]
@@ -193,11 +199,13 @@ class Scanner:
         lib = self.library
         emb = lib.embedder
         audio = block.audio[emb.sample_rate]
-        feats = logmel(block.audio[RATE])
+        verifier = self.verifier
+        feats = verifier.features(block.audio[RATE])
         # Windows to embed: the model's regular windows, plus one per sound event cut to the event,
         # so that a short sound is embedded as the library embeds a short file (not drowned in a
         # window of background).
-        events = [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        events = [(s, e) for s, e in sound_events(logmel(block.audio[RATE]), block.offset, emb.window_seconds)
+                  if block.start <= s < block.end]
         windows = list(spans) + events
         result.events += len(events)
         pieces, kept = [], []
@@ -229,13 +237,13 @@ class Scanner:
             if m is None:
                 continue
             segmented = seg_end - seg_start < float(m["duration"]) - 1e-3
-            tpl = self.cache.get(m["path"], seg_start, seg_end) if segmented else self.cache.get(m["path"])
+            tpl = verifier.template(m["path"], seg_start, seg_end) if segmented else verifier.template(m["path"])
             if tpl is None:
                 if m["name"] not in result.unverifiable:
                     result.unverifiable.append(m["name"])
                 continue
             length = tpl.frames
-            limit = feats.shape[1] - length
+            limit = verifier.frames(feats) - length
             ranges: list[list[int]] = []
             for s, e in sorted(proposed_by):  # template start anywhere that overlaps the window
                 lo = max(0, int(np.floor((s - tpl.length - block.offset) * FRAMES_PER_SECOND)))
@@ -248,13 +256,12 @@ class Scanner:
                     ranges.append([lo, hi])
             for lo, hi in ranges:
                 result.verified += 1
-                profile = match_profile(tpl, feats[:, lo : hi + length])
-                for p, score in peaks(profile, threshold, max(length, 4)):
-                    onset = block.offset + (lo + p) / FRAMES_PER_SECOND - tpl.lead
+                for hit in verifier.hits(tpl, feats, lo, hi, threshold):
+                    onset = block.offset + hit.position / FRAMES_PER_SECOND - tpl.lead * hit.scale
                     out.append(Detection(
-                        start=max(0.0, onset), end=min(result.duration, onset + tpl.duration), score=score, id=file_id,
-                        name=m["name"], label=m["label"], path=m["path"], clip_start=seg_start if segmented else 0.0,
-                        duration=float(m["duration"]),
+                        start=max(0.0, onset), end=min(result.duration, onset + tpl.duration * hit.scale), score=hit.score,
+                        id=file_id, name=m["name"], label=m["label"], path=m["path"],
+                        clip_start=seg_start if segmented else 0.0, duration=float(m["duration"]), change=hit.change(),
                     ))
         return out
 
@@ -294,7 +301,8 @@ def find(query: str | Path, recording: str | Path, settings, *, threshold: float
     threshold = _check_threshold(threshold)
     qname = query_name or Path(query).name
     clip = load_audio(query, RATE, max_seconds=settings.max_query_seconds, name=qname)
-    tpl = make_template(clip.samples)
+    verifier = make_verifier(settings.verifier)
+    tpl = verifier.make_template(clip.samples)
     if tpl is None:
         raise AudioError(qname, "is silent (no sound above -80 dBFS); nothing to look for")
     rec = Recording(recording, name=recording_name, max_seconds=settings.max_scan_seconds)
@@ -303,15 +311,17 @@ def find(query: str | Path, recording: str | Path, settings, *, threshold: float
                                 "find looks for a shorter sound inside a longer recording")
     found: list[Match] = []
     loudest = 0.0
-    for block in rec.blocks((RATE,), BLOCK_SECONDS, tpl.length + tpl.lead + 0.5):
+    for block in rec.blocks((RATE,), BLOCK_SECONDS, 1.15 * (tpl.length + tpl.lead) + 0.5):
         loudest = max(loudest, block.peak)
         if block.peak < SILENCE_PEAK:
             continue
-        feats = logmel(block.audio[RATE])
-        for p, score in peaks(match_profile(tpl, feats), threshold, max(tpl.frames, 4)):
-            onset = block.offset + p / FRAMES_PER_SECOND - tpl.lead
-            if block.start <= onset + tpl.lead < block.end or (block.end >= rec.duration and onset + tpl.lead >= block.start):
-                found.append(Match(max(0.0, onset), min(rec.duration, onset + clip.duration), score))
+        feats = verifier.features(block.audio[RATE])
+        limit = verifier.frames(feats) - tpl.frames
+        for hit in verifier.hits(tpl, feats, 0, limit, threshold) if limit >= 0 else []:
+            onset = block.offset + hit.position / FRAMES_PER_SECOND - tpl.lead * hit.scale
+            at = onset + tpl.lead * hit.scale
+            if block.start <= at < block.end or (block.end >= rec.duration and at >= block.start):
+                found.append(Match(max(0.0, onset), min(rec.duration, onset + clip.duration * hit.scale), hit.score, hit.change()))
         if progress:
             progress(block.end, rec.duration)
     if loudest < SILENCE_PEAK:

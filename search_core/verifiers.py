@@ -1,0 +1,104 @@
+"""Verification strategies behind one interface, so scan and find use either and the benchmarks
+measure both on the same recordings (as Panako keeps its strategies side by side).
+
+- `warped` (default, warped.py): log-frequency detail + envelope over the template's salient cells,
+  every time scale 0.9-1.1 and pitch shift +-2.5 semitones; says how the sound was changed.
+- `logmel` (matching.py): the band-centred log-mel correlation at the original speed and pitch.
+
+Both work at the same frame rate (hop 256 at 22.05 kHz), so a caller's frame ranges hold for either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import matching, warped
+from .matching import peaks
+
+RATE = matching.RATE
+FRAMES_PER_SECOND = matching.FRAMES_PER_SECOND
+assert warped.RATE == RATE and warped.HOP == matching.HOP
+
+
+@dataclass
+class Hit:
+    """One alignment of a template in a target: where its (trimmed) first frame lies, how well it
+    matches, and the change it was found under (1.0 / 0 / None where the strategy cannot tell)."""
+
+    position: int  # frames into the target
+    score: float
+    scale: float = 1.0  # the occurrence's length over the library sound's
+    pitch_semitones: float = 0.0
+    gain_db: float | None = None
+
+    @property
+    def speed(self) -> float:
+        return 1.0 / self.scale
+
+    def change(self) -> dict:
+        d = {"speed": round(self.speed, 3), "pitch_semitones": round(self.pitch_semitones, 2)}
+        if self.gain_db is not None:
+            d["gain_db"] = round(self.gain_db, 1)
+        return d
+
+
+class LogmelVerifier:
+    name = "logmel"
+
+    def __init__(self, cache_size: int = 512):
+        self.cache = matching.TemplateCache(cache_size)
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        return matching.logmel(samples)
+
+    def frames(self, feats: np.ndarray) -> int:
+        return feats.shape[1]
+
+    def template(self, path: str, start: float = 0.0, end: float | None = None):
+        return self.cache.get(path, start, end)
+
+    def make_template(self, samples: np.ndarray):
+        return matching.make_template(samples)
+
+    def hits(self, tpl, feats: np.ndarray, lo: int, hi: int, threshold: float) -> list[Hit]:
+        profile = matching.match_profile(tpl, feats[:, lo : hi + tpl.frames])
+        return [Hit(lo + p, s) for p, s in peaks(profile, threshold, max(tpl.frames, 4))]
+
+
+class WarpedVerifier:
+    name = "warped"
+
+    def __init__(self, cache_size: int = 512):
+        self.cache = warped.WarpTemplateCache(cache_size)
+
+    def features(self, samples: np.ndarray) -> warped.Target:
+        return warped.Target.of(samples)
+
+    def frames(self, feats: warped.Target) -> int:
+        return feats.frames
+
+    def template(self, path: str, start: float = 0.0, end: float | None = None):
+        return self.cache.get(path, start, end)
+
+    def make_template(self, samples: np.ndarray):
+        return warped.make_warp_template(samples)
+
+    def hits(self, tpl: warped.WarpTemplate, feats: warped.Target, lo: int, hi: int, threshold: float) -> list[Hit]:
+        profile, which = warped.score_profile(tpl, feats, lo, hi)
+        out = []
+        for p, s in peaks(profile, threshold, max(tpl.frames, 4)):
+            a = warped.alignment(tpl, feats, lo + p, s, int(which[p]))
+            out.append(Hit(a.position, a.score, a.scale, a.pitch_semitones, a.gain_db))
+        return out
+
+
+VERIFIERS: dict[str, Any] = {"warped": WarpedVerifier, "logmel": LogmelVerifier}
+
+
+def make_verifier(name: str):
+    try:
+        return VERIFIERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown verifier {name!r}: choose one of {', '.join(VERIFIERS)}") from None
