@@ -249,8 +249,9 @@ class Handlers:
         fig = timeline_figure(rec, [Mark(m["start"], m["end"], m["name"], m["label"], m["score"]) for m in moments], rec_name)
         table = pd.DataFrame(
             [{"#": i + 1, "start": clock(m["start"], 1), "end": clock(m["end"], 1), "sound": m["name"], "category": m["label"],
-              "score": round(m["score"], 3)} for i, m in enumerate(moments)],
-            columns=["#", "start", "end", "sound", "category", "score"],
+              "score": round(m["score"], 3), "speed": m.get("speed"), "pitch (semitones)": m.get("pitch_semitones"),
+              "gain dB": m.get("gain_db")} for i, m in enumerate(moments)],
+            columns=["#", "start", "end", "sound", "category", "score", "speed", "pitch (semitones)", "gain dB"],
         )
         return (status, fig, gr.update(value=table, visible=bool(moments)), moments, *self.moment_players(moments, 0))
 
@@ -260,13 +261,13 @@ class Handlers:
             found = self.service.find(query, recording, float(threshold), os.path.basename(query), rec_name, progress=step)
             qname = os.path.splitext(found.query)[0]
             moments = [{"start": m.start, "end": m.end, "score": m.score, "name": qname, "label": "your sound",
-                        "play": query, "clip_start": 0.0} for m in found.matches]
+                        "play": query, "clip_start": 0.0, **m.change} for m in found.matches]
             duration, took = found.duration, None
             what = f"**{qname}** occurs {len(moments)} time{'s' * (len(moments) != 1)}"
         else:
             result = self.service.scan(recording, float(threshold), rec_name, progress=step)
             moments = [{"start": d.start, "end": d.end, "score": d.score, "name": d.name, "label": d.label,
-                        "play": d.path, "clip_start": d.clip_start, "duration": d.duration} for d in result.detections]
+                        "play": d.path, "clip_start": d.clip_start, "duration": d.duration, **d.change} for d in result.detections]
             duration, took = result.duration, result.seconds
             what = f"**{len(moments)} library sound{'s' * (len(moments) != 1)}** found"
         return moments, duration, took, what

@@ -122,7 +122,10 @@ class JobStatus(BaseModel):
 class Detection(BaseModel):
     start: float = Field(description="seconds into the recording")
     end: float
-    score: float = Field(description="correlation of the aligned spectrograms, 0-1 (the scan's threshold or more)")
+    score: float = Field(description="the verifier's score, 0-1 (the scan's threshold or more); README: what a score means")
+    speed: float | None = Field(None, description="estimated playback speed of the occurrence against the library sound (1.05: 5 % faster)")
+    pitch_semitones: float | None = Field(None, description="estimated pitch change, semitones")
+    gain_db: float | None = Field(None, description="estimated level of the occurrence against the library sound, dB")
     id: str
     name: str
     label: str
@@ -160,6 +163,9 @@ class FindMatch(BaseModel):
     start: float
     end: float
     score: float
+    speed: float | None = None
+    pitch_semitones: float | None = None
+    gain_db: float | None = None
 
 
 class FindResponse(BaseModel):

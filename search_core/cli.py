@@ -159,6 +159,18 @@ def _seconds_bar(desc: str):
     return bar, update
 
 
+def _change(d: dict) -> str:
+    """How the occurrence differs from the library sound, where the verifier estimated it."""
+    parts = []
+    if d.get("speed") not in (None, 1.0):
+        parts.append(f"speed {d['speed']:.2f}")
+    if d.get("pitch_semitones"):
+        parts.append(f"pitch {d['pitch_semitones']:+.1f} st")
+    if d.get("gain_db") is not None:
+        parts.append(f"gain {d['gain_db']:+.0f} dB")
+    return f"  [{', '.join(parts)}]" if parts else ""
+
+
 def cmd_scan(args) -> int:
     run = _runner(args)
     bar, update = _seconds_bar("scanning")
@@ -174,7 +186,7 @@ def cmd_scan(args) -> int:
         if not out["detections"]:
             print(f"no library sound found (threshold {out['threshold']})")
         for d in out["detections"]:
-            print(f"{_clock(d['start'])} - {_clock(d['end'])}  {d['score']:.2f}  {d['name']} ({d['label']})")
+            print(f"{_clock(d['start'])} - {_clock(d['end'])}  {d['score']:.2f}  {d['name']} ({d['label']}){_change(d)}")
         print(f"{len(out['detections'])} detections in {seconds:.1f} s ({seconds / max(out['duration'], 1e-9):.3f} x real time)")
     if unverifiable:
         print(f"warning: {len(unverifiable)} library files could not be read to verify them: "
@@ -197,7 +209,7 @@ def cmd_find(args) -> int:
         if not result.matches:
             print(f"not found (threshold {result.threshold})")
         for m in result.matches:
-            print(f"{_clock(m.start)} - {_clock(m.end)}  {m.score:.2f}")
+            print(f"{_clock(m.start)} - {_clock(m.end)}  {m.score:.2f}{_change(m.change)}")
     return 0
 
 

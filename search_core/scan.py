@@ -31,7 +31,7 @@ from .recording import SILENCE_PEAK, Recording
 from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds (benchmarks/wild.py, README "Finding sounds in recordings").
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.5
 CANDIDATES_PER_WINDOW = 10  # nearest library files each regular window proposes for verification
 CANDIDATES_PER_EVENT = 20  # ... and each sound event (short sounds are the hard ones to propose)
 BLOCK_SECONDS = 60.0

@@ -32,7 +32,7 @@ def test_scan_finds_the_inserted_clips_at_their_times_and_nothing_else(sample_se
     expected = [(i["name"], i["start"]) for i in truth["insertions"]]
     assert [n for n, _ in found] == [n for n, _ in expected], (found, expected)
     assert all(abs(a - b) <= 0.3 for (_, a), (_, b) in zip(found, expected))
-    assert all(0.85 <= d.score <= 1.0 and d.end > d.start for d in result.detections)
+    assert all(DEFAULT_THRESHOLD <= d.score <= 1.0 and d.end > d.start for d in result.detections)
     assert seen and seen[-1][0] == pytest.approx(result.duration)
     out = result.as_dict("aisfx", "c")
     assert set(out) >= {"model", "collection", "recording", "duration", "detections"}
@@ -59,7 +59,7 @@ def test_find_returns_every_occurrence_of_a_clip_inserted_twice(tmp_path, settin
     write_ogg(rec, y)
     result = find(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg", rec, settings)
     assert [round(m.start, 1) for m in result.matches] == [2.0, 14.2] or [round(m.start, 1) for m in result.matches] == [2.0, 14.3]
-    assert all(m.score >= 0.85 for m in result.matches)
+    assert all(m.score >= DEFAULT_THRESHOLD for m in result.matches)
     assert set(result.as_dict()) >= {"query", "recording", "matches"}
     with pytest.raises(AudioError, match="longer than the recording"):
         find(rec, SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg", settings.with_(max_query_seconds=60))
