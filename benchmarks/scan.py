@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_core.scan import DEFAULT_THRESHOLD
+from search_core.scan import DEFAULT_THRESHOLD, implied_onset
 
 from .mixes import build_mix
 
@@ -77,7 +77,7 @@ def twins(folder: Path = SAMPLE, min_score: float = 0.95) -> dict[str, set[str]]
 
 def score(truths: list[dict], detections: list[list[dict]], threshold: float, same: dict[str, set[str]] | None = None) -> dict:
     """A detection is right when it names the inserted clip (or its twin) and the library sound's
-    implied onset (start - clip_start: a long sound may be matched from a later segment) is within
+    implied onset (start - clip_start / speed: a long sound may be matched from a later segment) is within
     TOLERANCE of the insertion."""
     tp = fp = fn = 0
     errors = []
@@ -88,12 +88,12 @@ def score(truths: list[dict], detections: list[list[dict]], threshold: float, sa
         for ins in truth["insertions"]:
             names = same.get(ins["name"], {ins["name"]})
             hit = [i for i, d in enumerate(dets) if i not in used and d["name"] in names
-                   and abs(d["start"] - d.get("clip_start", 0.0) - ins["start"]) <= TOLERANCE]
+                   and abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]) <= TOLERANCE]
             if hit:
                 used.add(hit[0])
                 tp += 1
                 d = dets[hit[0]]
-                errors.append(abs(d["start"] - d.get("clip_start", 0.0) - ins["start"]))
+                errors.append(abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]))
             else:
                 fn += 1
         fp += len(dets) - len(used)

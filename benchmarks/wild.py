@@ -9,10 +9,13 @@ shipped by another game) and the library sound's implied onset is within 0.5 s o
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from search_core.scan import implied_onset
 
 from .scan import TOLERANCE, run_cli, twins
 from .wild_mixes import CONDITIONS, build_wild_mix, split
@@ -35,13 +38,13 @@ def score_wild(truths: list[dict], detections: list[list[dict]], threshold: floa
         for ins in truth["insertions"]:
             names = same.get(ins["name"], {ins["name"]})
             hit = [i for i, d in enumerate(dets) if i not in used and d["name"] in names
-                   and abs(d["start"] - d.get("clip_start", 0.0) - ins["start"]) <= TOLERANCE]
+                   and abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]) <= TOLERANCE]
             per[ins["condition"]][1] += 1
             if hit:
                 used.add(hit[0])
                 per[ins["condition"]][0] += 1
                 d = dets[hit[0]]
-                errors.append(abs(d["start"] - d.get("clip_start", 0.0) - ins["start"]))
+                errors.append(abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]))
                 if "speed" in ins and d.get("speed"):
                     speed_err.append(abs(d["speed"] - ins["speed"]))
         wrong = [d for i, d in enumerate(dets) if i not in used]
@@ -83,6 +86,7 @@ def bench_wild(workdir: Path, model: str, env: dict, smoke: bool, thresholds: tu
             if out is None:
                 raise RuntimeError(f"scan failed: {err[-500:]}")
             dets.append(out["detections"])
+            path.with_suffix(".scan.json").write_text(json.dumps(out))  # beside the truth, to study misses and false alarms
             rtf.append(wall / out["duration"])
             print(f"wild scan {path.name}: {len(out['detections'])} detections, {wall:.1f} s", file=sys.stderr)
         runs[part] = (truths, dets, rtf)

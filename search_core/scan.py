@@ -53,6 +53,12 @@ class Detection:
     duration: float = 0.0  # the library sound's duration
     change: dict = field(default_factory=dict)  # speed, pitch_semitones, gain_db as the verifier estimated them
 
+    @property
+    def onset(self) -> float:
+        """Where the whole library sound begins in the recording (a later segment's match implies an
+        earlier start; at another speed its clip_start seconds last clip_start / speed)."""
+        return implied_onset(self.start, self.clip_start, self.change.get("speed"))
+
     def as_dict(self) -> dict:
         d = asdict(self)
         for k in ("start", "end", "clip_start", "duration"):
@@ -60,6 +66,10 @@ class Detection:
         d["score"] = round(float(d["score"]), 4)
         d.update(d.pop("change"))
         return d
+
+
+def implied_onset(start: float, clip_start: float = 0.0, speed: float | None = None) -> float:
+    return start - clip_start / (speed or 1.0)
 
 
 @dataclass
@@ -134,7 +144,7 @@ def merge_detections(found: list[Detection], hop: float) -> list[Detection]:
         joined: list[Detection] = []
         for d in dets:
             last = joined[-1] if joined else None
-            lined_up = last is not None and abs((d.start - d.clip_start) - (last.start - last.clip_start)) <= 0.3
+            lined_up = last is not None and abs(d.onset - last.onset) <= 0.3
             if last is not None and (_overlap(d, last) > 0 or (lined_up and d.start - last.end <= hop)):
                 if lined_up:  # the same occurrence seen through another window or segment
                     last.end = max(last.end, d.end)
