@@ -104,13 +104,17 @@ def build_mix(out: Path, minutes: float = 3.0, clips: int = 8, seed: int = 0, fo
     t = np.arange(len(mix)) / RATE
     bed_level = np.interp(t, centres, levels).astype(np.float32)
     mix += noise_bed(duration, rng) * bed_level
+    return finish_mix(out, mix, {"duration": duration, "seed": seed, "insertions": insertions})
+
+
+def finish_mix(out: Path, mix: np.ndarray, truth: dict) -> dict:
+    """Keep the mix under full scale, write it (OGG Vorbis) and its truth beside it (.json)."""
     peak = float(np.max(np.abs(mix)))
     if peak > 0.99:
         mix *= 0.99 / peak
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_ogg(out, mix)
-    truth = {"duration": duration, "seed": seed, "insertions": insertions}
     out.with_suffix(".json").write_text(json.dumps(truth, indent=1))
     return truth
 

@@ -21,7 +21,7 @@ from .mixes import build_mix
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
-THRESHOLDS = (0.75, 0.8, 0.85, 0.9)
+THRESHOLDS = tuple(round(DEFAULT_THRESHOLD + d, 3) for d in (-0.1, -0.05, 0.0, 0.05, 0.1))
 TOLERANCE = 0.5  # seconds between a detection's start and the inserted clip's
 
 RUNNER = """
@@ -75,27 +75,37 @@ def twins(folder: Path = SAMPLE, min_score: float = 0.95) -> dict[str, set[str]]
     return same
 
 
+def match_insertions(insertions: list[dict], dets: list[dict], same: dict[str, set[str]]) -> tuple[list[tuple[dict, dict | None, float]], set[int]]:
+    """Each insertion with the detection that finds it (or None) and its onset error, and the indexes
+    of the detections so used. A detection finds an insertion when it names the inserted clip (or its
+    twin) and the library sound's implied onset (start - clip_start / speed: a long sound may be
+    matched from a later segment) is within TOLERANCE of it."""
+    used: set[int] = set()
+    out = []
+    for ins in insertions:
+        names = same.get(ins["name"], {ins["name"]})
+        err = {i: abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"])
+               for i, d in enumerate(dets) if i not in used and d["name"] in names}
+        hit = [i for i, e in err.items() if e <= TOLERANCE]
+        if hit:
+            used.add(hit[0])
+        out.append((ins, dets[hit[0]] if hit else None, err[hit[0]] if hit else float("nan")))
+    return out, used
+
+
 def score(truths: list[dict], detections: list[list[dict]], threshold: float, same: dict[str, set[str]] | None = None) -> dict:
-    """A detection is right when it names the inserted clip (or its twin) and the library sound's
-    implied onset (start - clip_start / speed: a long sound may be matched from a later segment) is within
-    TOLERANCE of the insertion."""
+    """Recall, precision and onset error of detections at `threshold` (match_insertions says what is right)."""
     tp = fp = fn = 0
     errors = []
-    same = same or {}
     for truth, dets in zip(truths, detections):
         dets = [d for d in dets if d["score"] >= threshold]
-        used: set[int] = set()
-        for ins in truth["insertions"]:
-            names = same.get(ins["name"], {ins["name"]})
-            hit = [i for i, d in enumerate(dets) if i not in used and d["name"] in names
-                   and abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]) <= TOLERANCE]
-            if hit:
-                used.add(hit[0])
-                tp += 1
-                d = dets[hit[0]]
-                errors.append(abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]))
-            else:
+        matched, used = match_insertions(truth["insertions"], dets, same or {})
+        for _, d, err in matched:
+            if d is None:
                 fn += 1
+            else:
+                tp += 1
+                errors.append(err)
         fp += len(dets) - len(used)
     return {"recall": round(tp / max(1, tp + fn), 3), "precision": round(tp / max(1, tp + fp), 3),
             "median_onset_error_s": round(float(np.median(errors)), 3) if errors else None,

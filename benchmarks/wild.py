@@ -15,9 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_core.scan import implied_onset
-
-from .scan import TOLERANCE, run_cli, twins
+from .scan import match_insertions, run_cli, twins
 from .wild_mixes import CONDITIONS, build_wild_mix, split
 
 TUNE_SEEDS = (0, 1, 2, 3)
@@ -34,17 +32,12 @@ def score_wild(truths: list[dict], detections: list[list[dict]], threshold: floa
     on_distractor = 0
     for truth, dets in zip(truths, detections):
         dets = [d for d in dets if d["score"] >= threshold]
-        used: set[int] = set()
-        for ins in truth["insertions"]:
-            names = same.get(ins["name"], {ins["name"]})
-            hit = [i for i, d in enumerate(dets) if i not in used and d["name"] in names
-                   and abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]) <= TOLERANCE]
+        matched, used = match_insertions(truth["insertions"], dets, same)
+        for ins, d, err in matched:
             per[ins["condition"]][1] += 1
-            if hit:
-                used.add(hit[0])
+            if d is not None:
                 per[ins["condition"]][0] += 1
-                d = dets[hit[0]]
-                errors.append(abs(implied_onset(d["start"], d.get("clip_start", 0.0), d.get("speed")) - ins["start"]))
+                errors.append(err)
                 if "speed" in ins and d.get("speed"):
                     speed_err.append(abs(d["speed"] - ins["speed"]))
         wrong = [d for i, d in enumerate(dets) if i not in used]

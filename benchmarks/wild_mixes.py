@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .mixes import RATE, SAMPLE, _active_rms, sample_clips, write_ogg
+from .mixes import RATE, SAMPLE, _active_rms, finish_mix, sample_clips
 
 LIBRARY_GAMES = ("wesnoth", "supertux", "chromium", "pingus")  # 108 sounds; the other games: 99 distractors
 CONDITIONS = ("clean", "speed_0.95", "speed_1.05", "pitch_-2", "pitch_+2", "stretch_0.9", "stretch_1.1",
@@ -189,15 +188,8 @@ def build_wild_mix(out: Path, minutes: float = 5.0, seed: int = 0, folder: Path 
     known = np.flatnonzero(~np.isnan(level))
     level = np.interp(np.arange(len(mix)), known, level[known]).astype(np.float32)
     mix += music * level
-    peak = float(np.max(np.abs(mix)))
-    if peak > 0.99:
-        mix *= 0.99 / peak
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_ogg(out, mix)
-    truth = {"duration": duration, "seed": seed, "bed": bed_name, "insertions": insertions, "distractors": distractors}
-    out.with_suffix(".json").write_text(json.dumps(truth, indent=1))
-    return truth
+    return finish_mix(out, mix, {"duration": duration, "seed": seed, "bed": bed_name, "insertions": insertions,
+                                 "distractors": distractors})
 
 
 _TWIN_CACHE: dict[str, set[str]] = {}

@@ -148,11 +148,13 @@ def peaks(profile: np.ndarray, threshold: float, min_distance: int) -> list[tupl
 
 
 class TemplateCache:
-    """Templates of library sounds by (path, start, end), decoded once; bounded (LRU)."""
+    """Templates of library sounds by (path, start, end), decoded once; bounded (LRU). `make` turns
+    mono audio at RATE into a template (or None): a verifier's own template maker."""
 
-    def __init__(self, size: int = 512):
+    def __init__(self, size: int = 512, make=None):
         self.size = size
-        self._items: OrderedDict[tuple, Template | None] = OrderedDict()
+        self.make = make or make_template
+        self._items: OrderedDict[tuple, object] = OrderedDict()
 
     def get(self, path: str, start: float = 0.0, end: float | None = None) -> Template | None:
         """The template of a file (or of its [start, end] seconds); None if unreadable or silent."""
@@ -167,7 +169,7 @@ class TemplateCache:
             samples = clip.samples
             if end is not None:
                 samples = samples[int(round(start * RATE)) : int(round(end * RATE))]
-            tpl = make_template(samples)
+            tpl = self.make(samples)
         except (AudioError, OSError):
             tpl = None
         self._items[key] = tpl

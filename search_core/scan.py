@@ -32,6 +32,12 @@ from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds (benchmarks/wild.py, README "Finding sounds in recordings").
 DEFAULT_THRESHOLD = 0.5
+# Competitors: every candidate is verified down to COHORT_FLOOR, so that a detection knows the best
+# score of another library sound at the same moment (its runner-up); a detection must beat it by
+# MIN_MARGIN. A template that fits many sounds of its kind fits their moments about as well as the
+# library's other sounds of that kind do; the copy of a recording stands out from them.
+COHORT_FLOOR = 0.3
+MIN_MARGIN = 0.1
 CANDIDATES_PER_WINDOW = 10  # nearest library files each regular window proposes for verification
 CANDIDATES_PER_EVENT = 20  # ... and each sound event (short sounds are the hard ones to propose)
 BLOCK_SECONDS = 60.0
@@ -52,6 +58,7 @@ class Detection:
     clip_start: float = 0.0  # where in the library sound the matched part begins (long sounds)
     duration: float = 0.0  # the library sound's duration
     change: dict = field(default_factory=dict)  # speed, pitch_semitones, gain_db as the verifier estimated them
+    runner_up: float = 0.0  # the best score of another library sound at this moment (COHORT_FLOOR or more)
 
     @property
     def onset(self) -> float:
@@ -65,6 +72,7 @@ class Detection:
             d[k] = round(float(d[k]), 3)
         d["score"] = round(float(d["score"]), 4)
         d.update(d.pop("change"))
+        d["margin"] = round(float(self.score - d.pop("runner_up")), 4)
         return d
 
 
@@ -158,8 +166,12 @@ def merge_detections(found: list[Detection], hop: float) -> list[Detection]:
     kept: list[Detection] = []
     for d in sorted(occurrences, key=lambda d: -d.score):
         shorter = lambda o: max(1e-6, min(d.end - d.start, o.end - o.start))  # noqa: E731
-        if any(_overlap(d, o) > 0.5 * shorter(o) for o in kept):
-            continue  # another library sound explains this moment better
+        rivals = [o for o in kept if _overlap(d, o) > 0.5 * shorter(o)]
+        if rivals:  # another library sound explains this moment better
+            for o in rivals:
+                if o.id != d.id:
+                    o.runner_up = max(o.runner_up, d.score)
+            continue
         kept.append(d)
     return sorted(kept, key=lambda d: (d.start, -d.score))
 
@@ -195,13 +207,14 @@ class Scanner:
             loudest = max(loudest, block.peak)
             mine = [(s, e) for s, e in spans if block.start <= s < block.end]
             if block.peak >= SILENCE_PEAK and mine:
-                found += self._scan_block(block, mine, threshold, meta, result)
+                found += self._scan_block(block, mine, min(threshold, COHORT_FLOOR), meta, result)
             result.windows += len(mine)
             if progress:
                 progress(block.end, rec.duration)
         if loudest < SILENCE_PEAK:
             raise AudioError(rec.name, "is silent (no sound above -80 dBFS); nothing to scan")
-        result.detections = [d for d in merge_detections(found, hop) if d.score >= threshold]
+        result.detections = [d for d in merge_detections(found, hop)
+                             if d.score >= threshold and d.score - d.runner_up >= MIN_MARGIN]
         result.seconds = time.perf_counter() - began
         return result
 

@@ -71,7 +71,7 @@ class WarpedVerifier:
     name = "warped"
 
     def __init__(self, cache_size: int = 512):
-        self.cache = warped.WarpTemplateCache(cache_size)
+        self.cache = matching.TemplateCache(cache_size, warped.make_warp_template)
 
     def features(self, samples: np.ndarray) -> warped.Target:
         return warped.Target.of(samples)

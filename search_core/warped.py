@@ -24,9 +24,7 @@ positions); the default threshold (scan.DEFAULT_THRESHOLD) was chosen there on t
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -259,30 +257,3 @@ def alignment(tpl: WarpTemplate, target: Target, position: int, score: float, wh
     x = target.feats[MAX_SHIFT + shift : target.feats.shape[0] - MAX_SHIFT + shift, position : position + length]
     gain = float(np.median((x - v.raw)[v.mask[:, : x.shape[1]] > 0])) if x.shape[1] == length else 0.0
     return Alignment(position, float(score), v.scale, int(shift), gain)
-
-
-class WarpTemplateCache:
-    """Templates of library sounds by (path, start, end), decoded once; bounded (LRU)."""
-
-    def __init__(self, size: int = 512):
-        self.size = size
-        self._items: OrderedDict[tuple, WarpTemplate | None] = OrderedDict()
-
-    def get(self, path: str, start: float = 0.0, end: float | None = None) -> WarpTemplate | None:
-        key = (path, round(start, 3), None if end is None else round(end, 3))
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        from .audio import AudioError, load_audio
-
-        try:
-            samples = load_audio(Path(path), RATE).samples
-            if end is not None:
-                samples = samples[int(round(start * RATE)) : int(round(end * RATE))]
-            tpl = make_warp_template(samples)
-        except (AudioError, OSError):
-            tpl = None
-        self._items[key] = tpl
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return tpl

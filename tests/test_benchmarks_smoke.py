@@ -18,7 +18,7 @@ def test_benchmark_smoke_run(tmp_path):
     assert {"latency", "indexing", "scale", "memory", "scan"} <= set(result)
     assert "## scan quality" in r.stdout
     scan = result["scan"]
-    assert scan["inserted"] == 4 and len(scan["quality"]) == 4 and scan["real_time_factor_median"] > 0
+    assert scan["inserted"] == 4 and len(scan["quality"]) == 5 and scan["real_time_factor_median"] > 0
     assert all(row["recall@10"] == 1.0 for row in result["scale"])
     assert all(row["failed"] == 0 for row in result["indexing"])
     assert all(row["e2e_p50_ms"] >= row["forward_p50_ms"] > 0 for row in result["latency"])
@@ -51,3 +51,19 @@ def test_server_benchmark_smoke_run(tmp_path, milvus_server):
     assert len(searched) == 4 and all(row["p50_ms"] > 0 for row in searched)
     # 2,000 vectors: HNSW finds nearly all true neighbours (the 1M figures are in the README)
     assert all(row["recall_at_10"] >= 0.9 for row in searched), searched
+
+
+def test_wild_benchmark_smoke_run(tmp_path):
+    """The wild section end to end at tiny size: one tuning and one report recording of a minute,
+    scored per condition, with the distractors (sounds not in the library) held apart."""
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--only", "wild", "--json", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "## wild scan, tune seeds" in r.stdout and "## wild scan, report seeds" in r.stdout
+    wild = json.loads(out.read_text())["wild"]
+    assert wild["library"] + wild["distractor_pool"] == 207
+    for part in ("tune", "report"):
+        for q in wild[part]["quality"]:
+            assert set(q["recall_by_condition"]) >= {"clean", "speed_0.95", "pitch_+2", "telephone", "overlap"}
+            assert q["inserted"] > 0 and q["false_per_hour"] >= 0
