@@ -126,6 +126,7 @@ class Detection(BaseModel):
     speed: float | None = Field(None, description="estimated playback speed of the occurrence against the library sound (1.05: 5 % faster)")
     pitch_semitones: float | None = Field(None, description="estimated pitch change, semitones")
     gain_db: float | None = Field(None, description="estimated level of the occurrence against the library sound, dB")
+    margin: float | None = Field(None, description="score minus the best score of another library sound at the same moment")
     id: str
     name: str
     label: str

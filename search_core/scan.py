@@ -11,7 +11,7 @@ scan, in two stages, streamed block by block (memory does not grow with the reco
    or above the threshold is a detection, its peak the onset.
 Then one entry per occurrence: detections of the same file that overlap are one, consecutive
 segments of a long library file that line up are joined, and where different files claim the same
-moment the best-correlated one wins.
+moment the best-scoring one wins, if it beats the best of the others by MIN_MARGIN.
 
 find needs no model and no library: the query's template against the whole recording, through
 the same verifier.
@@ -202,8 +202,8 @@ class Scanner:
         meta: dict[str, dict] = {}
         found: list[Detection] = []
         loudest = 0.0
-        margin = 2.2 * win + 0.5  # a window, plus a template (at most one window long, 1.1x when slowed) beyond it
-        for block in rec.blocks((emb.sample_rate, RATE), BLOCK_SECONDS, margin):
+        reach = 2.2 * win + 0.5  # a window, plus a template (at most one window long, 1.1x when slowed) beyond it
+        for block in rec.blocks((emb.sample_rate, RATE), BLOCK_SECONDS, reach):
             loudest = max(loudest, block.peak)
             mine = [(s, e) for s, e in spans if block.start <= s < block.end]
             if block.peak >= SILENCE_PEAK and mine:
