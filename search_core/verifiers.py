@@ -89,8 +89,8 @@ class WarpedVerifier:
         profile, which = warped.score_profile(tpl, feats, lo, hi)
         out = []
         for p, s in peaks(profile, threshold, max(tpl.frames, 4)):
-            a = warped.alignment(tpl, feats, lo + p, s, int(which[p]))
-            out.append(Hit(a.position, a.score, a.scale, a.pitch_semitones, a.gain_db))
+            scale, pitch, gain = warped.alignment(tpl, feats, lo + p, int(which[p]))
+            out.append(Hit(lo + p, s, scale, pitch, gain))
         return out
 
 

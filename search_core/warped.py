@@ -25,6 +25,7 @@ positions); the default threshold (scan.DEFAULT_THRESHOLD) was chosen there on t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -163,27 +164,17 @@ def make_warp_template(samples: np.ndarray) -> WarpTemplate | None:
     return WarpTemplate(first * HOP / RATE, (last - first) * HOP / RATE, len(samples) / RATE, variants)
 
 
-@dataclass
-class Alignment:
-    position: int  # frame of the template's first (trimmed) frame in the target
-    score: float
-    scale: float  # occurrence length / library length
-    shift: int  # bands (1/24 octave): positive is higher
-    gain_db: float
-
-    @property
-    def speed(self) -> float:
-        return 1.0 / self.scale
-
-    @property
-    def pitch_semitones(self) -> float:
-        return self.shift * 12.0 / BANDS_PER_OCTAVE
-
-
 def _spectrum(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     from scipy import fft
 
     return fft.rfft2(a, s=shape, workers=-1)
+
+
+@lru_cache(maxsize=8)
+def _inverse_rows(rows: int, n: int) -> np.ndarray:
+    """The first `rows` rows of the inverse DFT of length n (complex64), made once per size."""
+    k = np.arange(rows)[:, None] * np.arange(n)[None, :]
+    return (np.exp(2j * np.pi * k / n) / n).astype(np.complex64)
 
 
 def _back(spectra: np.ndarray, shape: tuple[int, int], rows: int, cols: int) -> np.ndarray:
@@ -191,8 +182,7 @@ def _back(spectra: np.ndarray, shape: tuple[int, int], rows: int, cols: int) -> 
     band axis is inverted only for the rows kept (a small DFT matrix product), the time axis whole."""
     from scipy import fft
 
-    k = np.arange(rows)[:, None] * np.arange(shape[0])[None, :]
-    inverse = (np.exp(2j * np.pi * k / shape[0]) / shape[0]).astype(spectra.dtype)
+    inverse = _inverse_rows(rows, shape[0]).astype(spectra.dtype, copy=False)
     return fft.irfft(inverse @ spectra, n=shape[1], axis=-1, workers=-1)[..., :cols]
 
 
@@ -247,13 +237,13 @@ def score_profile(tpl: WarpTemplate, target: Target, lo: int, hi: int) -> tuple[
     return np.clip(best, -1.0, 1.0), which
 
 
-def alignment(tpl: WarpTemplate, target: Target, position: int, score: float, which: int) -> Alignment:
-    """What the best variant at `position` says: scale, shift and the gain (median level
-    difference over the salient cells, the recording against the library sound)."""
+def alignment(tpl: WarpTemplate, target: Target, position: int, which: int) -> tuple[float, float, float]:
+    """What the best variant at `position` says: (time scale, pitch shift in semitones, gain in dB,
+    the median level difference over the salient cells, the recording against the library sound)."""
     shifts = 2 * MAX_SHIFT + 1
     v = tpl.variants[which // shifts]
     shift = which % shifts - MAX_SHIFT
     length = v.mask.shape[1]
     x = target.feats[MAX_SHIFT + shift : target.feats.shape[0] - MAX_SHIFT + shift, position : position + length]
     gain = float(np.median((x - v.raw)[v.mask[:, : x.shape[1]] > 0])) if x.shape[1] == length else 0.0
-    return Alignment(position, float(score), v.scale, int(shift), gain)
+    return v.scale, shift * 12.0 / BANDS_PER_OCTAVE, gain
