@@ -49,6 +49,10 @@ SERVER_GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1}
 # A server's reads use Session consistency: they see every write this process made (pymilvus keeps
 # its last write's timestamp) without waiting. Strong makes every read wait for the next time tick,
 # ~200 ms per search on a server (measured: 200 ms against 5-6 ms); writers call settle() instead.
+# Except a channel's first read, which is Strong: a process that has not written has no session
+# timestamp, so Session means "whatever the query node holds now", and a restarted server replays
+# its unflushed writes from its log for a while after it answers (a search then saw an empty
+# library). One wait per channel makes every later read see at least what the server held.
 READS = frozenset({"search", "query", "query_iterator", "get"})
 
 
@@ -279,10 +283,14 @@ class Store:
             except StoreError as exc:
                 last = exc
                 continue
+            call = dict(kwargs)
             if op in READS and not self.is_lite:
-                kwargs.setdefault("consistency_level", "Session")
+                call.setdefault("consistency_level", "Session" if getattr(client, "_soundalike_settled", False) else "Strong")
             try:
-                return getattr(client, op)(*args, **kwargs)
+                result = getattr(client, op)(*args, **call)
+                if call.get("consistency_level") == "Strong":
+                    client._soundalike_settled = True
+                return result
             except Exception as exc:
                 if op != "load_collection" and ("call load()" in str(exc) or "collection not loaded" in str(exc)):
                     # A restarted server (or Lite) starts with collections released: load, then try
