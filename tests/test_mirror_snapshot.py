@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search_core.mirror import VectorMirror
+from search_core.store.mirror import VectorMirror
 from search_core.store import Record, Store
 
 from .conftest import REPO

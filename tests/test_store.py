@@ -131,7 +131,7 @@ def test_lite_mirror_agrees_with_milvus_search(tmp_path):
 
 
 def test_mirror_reuses_rows_of_deleted_ids():
-    from search_core.mirror import VectorMirror
+    from search_core.store.mirror import VectorMirror
 
     m = VectorMirror(4)
     m.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2])
@@ -143,7 +143,7 @@ def test_mirror_reuses_rows_of_deleted_ids():
 
 
 def test_mirror_groups_rows_by_file():
-    from search_core.mirror import VectorMirror
+    from search_core.store.mirror import VectorMirror
 
     m = VectorMirror(4)
     eye = np.eye(4, dtype=np.float32)

@@ -10,7 +10,7 @@ Rows are segments; each row belongs to a file. Searches return one result per fi
 segment), so a long file with many segments counts once.
 
 Reading every vector back out of Lite is slow (minutes at 100k rows), so a mirror is also kept on
-disk beside the library (`save`/`load`); store.py decides when a saved copy may be trusted.
+disk beside the library (`save`/`load`); snapshot.py decides when a saved copy may be trusted.
 """
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ class VectorMirror:
         self._alive = np.zeros(0, dtype=bool)
         self._free: list[int] = []
         self._lock = threading.RLock()
-        self.generation = 0  # bumped by every change (and by store.py before a write reaches Milvus)
+        self.generation = 0  # bumped by every change (and by the store before a write reaches Milvus)
         self.saved_generation = -1  # the generation its saved copy holds (-1: none)
-        self.snapshot: Path | None = None  # where store.py keeps the saved copy, and what it notes in it
+        self.snapshot: Path | None = None  # where snapshot.py keeps the saved copy, and what it notes in it
         self.meta: dict = {}
-        self.retired = False  # set when store.py stops trusting it: never saved after that
+        self.retired = False  # set when the store stops trusting it: never saved after that
 
     def __len__(self) -> int:
         """Rows (segments) held."""
