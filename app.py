@@ -69,7 +69,7 @@ class Handlers:
 
     def error(self, exc: BaseException) -> gr.Error:
         """A user error as a UI message (no server paths on a public demo)."""
-        return gr.Error(self.service.visible_error(exc))
+        return gr.Error(self.service.access.visible_error(exc))
 
     def header_md(self) -> str:
         """One line a visitor reads at a glance; reasons and the operator's how-to collapsed below it."""
@@ -98,7 +98,7 @@ class Handlers:
             raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
         label = None if category in (None, "", ANY) else category
         try:
-            with self.service.in_use(audio_path):
+            with self.service.files.in_use(audio_path):
                 result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
         except USER_ERRORS as exc:
             raise self.error(exc) from None
@@ -126,14 +126,14 @@ class Handlers:
             status += f"\n\nThe model hears: {tags_text(result.query_tags, 3)}"
         slots, players = [], []
         for row in frame.itertuples():
-            path = self.service.playable(row.path)
+            path = self.service.media.playable(row.path)
             title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
             if pd.notna(row.percentile):
                 title += f" · percentile {row.percentile:.1f}"
             if row.tags:
                 title += f" · {tags_text(row.tags, 2)}"
             if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
-                path = self.service.excerpt(path, row.start, row.end)
+                path = self.service.media.excerpt(path, row.start, row.end)
                 title += f" · {clock(row.start)}–{clock(row.end)} of {clock(row.duration)}"
             slots.append(gr.update(visible=True))
             players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)"))
@@ -188,9 +188,9 @@ class Handlers:
         if not files:
             raise gr.Error("Choose one or more audio files (or a zip) first.")
         try:
-            self.service.require_write(token or None)
-            with self.service.in_use(*files):
-                uploads, rejected = self.service.ingest([(os.path.basename(f), f) for f in files])
+            self.service.access.require_write(token or None)
+            with self.service.files.in_use(*files):
+                uploads, rejected = self.service.uploads.ingest([(os.path.basename(f), f) for f in files])
             report = self.service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
         except USER_ERRORS as exc:
             raise self.error(exc) from None
@@ -214,7 +214,7 @@ class Handlers:
 
     def play_from_map(self, table: pd.DataFrame, evt: gr.SelectData):
         row = table.iloc[evt.index[0]]
-        found = self.service.audio_for_id(str(row["id"]))
+        found = self.service.media.audio_for_id(str(row["id"]))
         if not found:
             return gr.update(value=None, label="not playable")
         return gr.update(value=str(found[0]), label=f"{row['name']} — {row['label']}")
@@ -234,7 +234,7 @@ class Handlers:
                 progress((round(done), round(total)), desc="Scanning", unit="s")
 
         try:
-            with self.service.in_use(recording, query):
+            with self.service.files.in_use(recording, query):
                 moments, duration, took, what = self._scan(recording, threshold, query, rec_name, step)
                 rec = Recording(recording)
         except USER_ERRORS as exc:
@@ -277,11 +277,11 @@ class Handlers:
         if not moments:
             return gr.update(value=None, visible=False), gr.update(value=None, visible=False)
         m = moments[i]
-        moment = self.service.excerpt(m["recording"], m["start"] - 0.2, m["end"] + 0.2)
+        moment = self.service.media.excerpt(m["recording"], m["start"] - 0.2, m["end"] + 0.2)
         label = f"{i + 1}. The recording at {clock(m['start'], 1)}–{clock(m['end'], 1)}"
-        clip = self.service.playable(m["play"]) if m["label"] != "your sound" else m["play"]
+        clip = self.service.media.playable(m["play"]) if m["label"] != "your sound" else m["play"]
         if clip and m.get("duration") and m["end"] - m["start"] < m["duration"] - 0.05:
-            clip = self.service.excerpt(clip, m["clip_start"], m["clip_start"] + (m["end"] - m["start"]))
+            clip = self.service.media.excerpt(clip, m["clip_start"], m["clip_start"] + (m["end"] - m["start"]))
         name = f"{i + 1}. {m['name']} — {m['label']} (score {m['score']:.2f})"
         return (gr.update(value=str(moment), label=label, visible=True),
                 gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
@@ -299,7 +299,7 @@ class Handlers:
         try:
             layout = self.service.library_map()
         except USER_ERRORS as exc:
-            return None, f"_{self.service.visible_error(exc)}_"
+            return None, f"_{self.service.access.visible_error(exc)}_"
         if layout is None:
             return None, "The library is empty: index the bundled game sounds (Indexing tab) to see its map."
         query = layout.place(query_vector) if query_vector is not None else None
@@ -366,7 +366,7 @@ def build_ui(service: Service) -> gr.Blocks:
                             category = gr.Dropdown(choices=[ANY], value=ANY, label="Category")
                             max_duration = gr.Number(value=None, label="Longest result (seconds)", minimum=0)
                         search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
-                        examples = [str(service.sample_dir / e) for e in EXAMPLES if (service.sample_dir / e).is_file()]
+                        examples = [str(service.media.sample_dir / e) for e in EXAMPLES if (service.media.sample_dir / e).is_file()]
                         if examples:
                             gr.Examples(examples=[[e] for e in examples], inputs=[query], label="Try a game sound")
                     with gr.Column(scale=3):
@@ -406,8 +406,8 @@ def build_ui(service: Service) -> gr.Blocks:
                 with gr.Row():
                     upload_label = gr.Textbox(label="Category for these files", placeholder="uploads", max_length=100)
                     token = gr.Textbox(label="Operator token", type="password", visible=bool(settings.admin_token))
-                upload_btn = gr.Button("Index my files", interactive=service.can_write() or bool(settings.admin_token))
-                if not (service.can_write() or settings.admin_token):
+                upload_btn = gr.Button("Index my files", interactive=service.access.can_write() or bool(settings.admin_token))
+                if not (service.access.can_write() or settings.admin_token):
                     gr.Markdown("_Adding files is disabled on this public demo._")
                 report = gr.Textbox(label="Indexing report", lines=6, elem_id="index-report")
                 lib_table = gr.Dataframe(label="Library by category", interactive=False)
@@ -471,7 +471,7 @@ def create_app(settings: Settings | None = None, *, load_in_background: bool = F
     answers 503); otherwise the model is loaded before the first request."""
     service = Service(settings or Settings.from_env())
     if load_in_background:
-        service.load_in_background()
+        service.loader.load_in_background()
     else:
         try:
             service.library
@@ -482,7 +482,7 @@ def create_app(settings: Settings | None = None, *, load_in_background: bool = F
     app = create_api(service)
     # Gradio writes uploads and the copies it makes for players under GRADIO_TEMP_DIR, read when
     # the UI is built: point it at this app's swept folder (Gradio has no other setting for it).
-    os.environ["GRADIO_TEMP_DIR"] = str(service.gradio_dir)
+    os.environ["GRADIO_TEMP_DIR"] = str(service.files.gradio_dir)
     demo = build_ui(service)
     demo.queue(default_concurrency_limit=2, max_size=64)
     db = service.settings.data_dir / "soundalike.db"
@@ -490,7 +490,7 @@ def create_app(settings: Settings | None = None, *, load_in_background: bool = F
         app,
         demo,
         path="/",
-        allowed_paths=[str(p) for p in service.media_roots()] + [str(service.excerpt_dir)],
+        allowed_paths=[str(p) for p in service.media.roots()] + [str(service.files.excerpt_dir)],
         blocked_paths=[str(db.resolve()), str(service.settings.data_dir.resolve() / "soundalike.db.lock"),
                        str(app_file(service.settings.data_dir).resolve())],
         max_file_size=service.settings.max_upload_bytes,
@@ -502,9 +502,9 @@ def create_app(settings: Settings | None = None, *, load_in_background: bool = F
     app.state.service = service
     # Visitor files have a bounded life: a sweep every sweep_interval, and soon after any POST
     # (uploads, searches), so a burst of visitors cannot outrun the size bound for long.
-    service.protect_hooks.append(lambda: cached_examples(demo))
-    service.start_housekeeping().chores.append(lambda: forget_swept(demo))
-    app.add_middleware(PokeAfterPost, poke=service.poke_housekeeper)
+    service.files.protect_hooks.append(lambda: cached_examples(demo))
+    service.files.start_housekeeping().chores.append(lambda: forget_swept(demo))
+    app.add_middleware(PokeAfterPost, poke=service.files.poke_housekeeper)
     return app
 
 

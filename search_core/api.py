@@ -223,20 +223,20 @@ def create_api(service: Service) -> FastAPI:
 
     @app.exception_handler(AudioError)
     async def _audio(_: Request, exc: AudioError):
-        return JSONResponse({"detail": service.visible_error(exc)}, status_code=audio_status(exc))
+        return JSONResponse({"detail": service.access.visible_error(exc)}, status_code=audio_status(exc))
 
     @app.exception_handler(ModelUnavailable)
     async def _model(_: Request, exc: ModelUnavailable):
-        return JSONResponse({"detail": service.visible_error(exc)}, status_code=503)
+        return JSONResponse({"detail": service.access.visible_error(exc)}, status_code=503)
 
     @app.exception_handler(StoreError)
     async def _store(_: Request, exc: StoreError):
         status = 409 if isinstance(exc, Busy) or "Another indexing job" in str(exc) else 503
-        return JSONResponse({"detail": service.visible_error(exc)}, status_code=status)
+        return JSONResponse({"detail": service.access.visible_error(exc)}, status_code=status)
 
     @app.exception_handler(ValueError)
     async def _value(_: Request, exc: ValueError):
-        return JSONResponse({"detail": service.visible_error(exc)}, status_code=400)
+        return JSONResponse({"detail": service.access.visible_error(exc)}, status_code=400)
 
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied):
@@ -258,7 +258,7 @@ def create_api(service: Service) -> FastAPI:
         return target
 
     def audio_url(request: Request, item_id: str, path: str) -> str | None:
-        return str(request.url_for("audio", item_id=item_id)) if service.playable(path) else None
+        return str(request.url_for("audio", item_id=item_id)) if service.media.playable(path) else None
 
     @router.post("/search", response_model=SearchResponse, responses=ERRORS, summary="Find the library clips most similar to an uploaded sound")
     def search(
@@ -268,7 +268,7 @@ def create_api(service: Service) -> FastAPI:
         label: Annotated[str | None, Form(max_length=512)] = None,
         max_duration: Annotated[float | None, Form(gt=0, le=86400)] = None,
     ) -> SearchResponse:
-        with tempfile.TemporaryDirectory(prefix="q-", dir=service.request_dir()) as tmp, service.in_use(tmp):
+        with tempfile.TemporaryDirectory(prefix="q-", dir=service.files.request_dir()) as tmp, service.files.in_use(tmp):
             path = save_upload(file, Path(tmp))
             name = Path(file.filename or "query").name[:200] or "query"
             if path.stat().st_size == 0:
@@ -323,7 +323,7 @@ def create_api(service: Service) -> FastAPI:
     @router.get("/audio/{item_id}", name="audio", responses={404: {"model": Error}}, response_class=FileResponse,
                 summary="Stream a library clip by its id")
     def audio(item_id: str):
-        found = service.audio_for_id(item_id)
+        found = service.media.audio_for_id(item_id)
         if not found:
             raise HTTPException(404, "no playable clip with that id")
         path, row = found
@@ -337,26 +337,26 @@ def create_api(service: Service) -> FastAPI:
         label: Annotated[str | None, Form(max_length=100)] = None,
         token: str | None = Depends(bearer),
     ) -> IndexStarted:
-        service.require_write(token)
-        with tempfile.TemporaryDirectory(prefix="up-", dir=service.request_dir()) as tmp, service.in_use(tmp):
+        service.access.require_write(token)
+        with tempfile.TemporaryDirectory(prefix="up-", dir=service.files.request_dir()) as tmp, service.files.in_use(tmp):
             saved = [(f.filename or "upload", save_upload(f, Path(tmp))) for f in files]
-            uploads, rejected = service.ingest(saved)
+            uploads, rejected = service.uploads.ingest(saved)
         if not uploads:
             raise HTTPException(415, "no audio found in the upload: " + "; ".join(f"{n}: {r}" for n, r in rejected)[:500])
-        job = service.start_job(lambda progress: service.index_uploads(uploads, label, progress))
+        job = service.jobs.start(lambda progress: service.index_uploads(uploads, label, progress))
         return IndexStarted(job_id=job.id, status_url=str(request.url_for("index_status", job_id=job.id)),
                             accepted=len(uploads), rejected=[Rejected(file=n, reason=r) for n, r in rejected])
 
     @router.post("/index/sample", response_model=IndexStarted, status_code=202, responses={409: {"model": Error}},
                  summary="Index the bundled game-sound set in the background (idempotent)")
     def index_sample(request: Request) -> IndexStarted:
-        job = service.start_job(service.index_sample)
+        job = service.jobs.start(service.index_sample)
         return IndexStarted(job_id=job.id, status_url=str(request.url_for("index_status", job_id=job.id)), accepted=0, rejected=[])
 
     @router.get("/index/{job_id}", name="index_status", response_model=JobStatus, responses={404: {"model": Error}},
                 summary="Progress and report of an indexing job")
     def index_status(job_id: str) -> JobStatus:
-        job = service.job(job_id)
+        job = service.jobs.get(job_id)
         if job is None:
             raise HTTPException(404, "unknown job id (or finished long ago: reports are kept for a while, then forgotten)")
         return JobStatus(**job.as_dict())
@@ -368,9 +368,9 @@ def create_api(service: Service) -> FastAPI:
         file: Annotated[UploadFile, File(description="the recording (wav, flac, ogg, mp3, ...)")],
         threshold: Annotated[float, Form(gt=0, le=1, description="correlation a detection needs")] = DEFAULT_THRESHOLD,
     ) -> ScanStarted:
-        tmp = Path(tempfile.mkdtemp(prefix="scan-", dir=service.request_dir()))
+        tmp = Path(tempfile.mkdtemp(prefix="scan-", dir=service.files.request_dir()))
         try:
-            with service.in_use(tmp):  # then the job holds it until it ends
+            with service.files.in_use(tmp):  # then the job holds it until it ends
                 path = save_upload(file, tmp)
                 name = Path(file.filename or "recording").name[:200] or "recording"
                 try:
@@ -379,7 +379,7 @@ def create_api(service: Service) -> FastAPI:
                     raise AudioError(name, exc.reason) from None
                 if service.library.count() == 0:
                     raise HTTPException(409, "The library is empty: index some sounds first.")
-                job = service.start_job(lambda progress: service.scan(path, threshold, name, progress).as_dict(service.library.model, service.library.collection),
+                job = service.jobs.start(lambda progress: service.scan(path, threshold, name, progress).as_dict(service.library.model, service.library.collection),
                                         kind="scan", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True), uses=tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -389,7 +389,7 @@ def create_api(service: Service) -> FastAPI:
     @router.get("/scan/{job_id}", name="scan_status", response_model=ScanStatus, responses={404: {"model": Error}},
                 summary="Progress of a scan, and its detections when done")
     def scan_status(request: Request, job_id: str) -> ScanStatus:
-        job = service.job(job_id)
+        job = service.jobs.get(job_id)
         if job is None or job.kind != "scan":
             raise HTTPException(404, "unknown scan job id (or finished long ago: results are kept for a while, then forgotten)")
         result = None
@@ -405,7 +405,7 @@ def create_api(service: Service) -> FastAPI:
         recording: Annotated[UploadFile, File(description="the recording to look in")],
         threshold: Annotated[float, Form(gt=0, le=1)] = DEFAULT_THRESHOLD,
     ) -> FindResponse:
-        with tempfile.TemporaryDirectory(prefix="find-", dir=service.request_dir()) as tmp, service.in_use(tmp):
+        with tempfile.TemporaryDirectory(prefix="find-", dir=service.files.request_dir()) as tmp, service.files.in_use(tmp):
             q = save_upload(query, Path(tmp))
             r = save_upload(recording, Path(tmp))
             result = service.find(q, r, threshold, Path(query.filename or "query").name[:200], Path(recording.filename or "recording").name[:200])
@@ -419,7 +419,7 @@ def create_api(service: Service) -> FastAPI:
     @router.delete("/items/{item_id}", response_model=Deleted, responses={401: {"model": Error}, 403: {"model": Error}, 404: {"model": Error}},
                    summary="Delete one library item by id")
     def delete_item(item_id: str, token: str | None = Depends(bearer)) -> Deleted:
-        service.require_destroy(token)
+        service.access.require_destroy(token)
         if len(item_id) > 80 or service.library.get(item_id) is None:
             raise HTTPException(404, "no item with that id")
         return Deleted(deleted=service.delete(item_id, token))
@@ -427,7 +427,7 @@ def create_api(service: Service) -> FastAPI:
     @router.delete("/library", response_model=Deleted, responses={401: {"model": Error}, 403: {"model": Error}},
                    summary="Delete every item of the library")
     def clear(token: str | None = Depends(bearer)) -> Deleted:
-        service.require_destroy(token)
+        service.access.require_destroy(token)
         n = service.library.count()
         service.clear(token)
         return Deleted(deleted=n)

@@ -92,7 +92,7 @@ def local_router(service: Service) -> APIRouter:
     @router.post("/index", status_code=202)
     def index(req: IndexRequest) -> dict:
         service.library
-        return started(service.start_job(lambda progress: service.index_paths(req.paths, req.label, progress)))
+        return started(service.jobs.start(lambda progress: service.index_paths(req.paths, req.label, progress)))
 
     @router.post("/delete")
     def delete(req: DeleteRequest) -> dict:
@@ -101,16 +101,16 @@ def local_router(service: Service) -> APIRouter:
     @router.post("/scan", status_code=202)
     def scan(req: ScanRequest) -> dict:
         service.check_recording(req.recording, req.recording)
-        return started(service.start_job(lambda progress: service.scan_local(req.recording, req.threshold, progress), kind="scan"))
+        return started(service.jobs.start(lambda progress: service.scan_local(req.recording, req.threshold, progress), kind="scan"))
 
     @router.post("/dupes", status_code=202)
     def dupes(req: DupesRequest) -> dict:
         service.library
-        return started(service.start_job(lambda progress: service.dupes_local(req.threshold, req.delete_copies, progress), kind="dupes"))
+        return started(service.jobs.start(lambda progress: service.dupes_local(req.threshold, req.delete_copies, progress), kind="dupes"))
 
     @router.get("/jobs/{job_id}")
     def job(job_id: str) -> dict:
-        found = service.job(job_id)
+        found = service.jobs.get(job_id)
         if found is None:
             raise HTTPException(404, "unknown job id")
         return found.as_dict()

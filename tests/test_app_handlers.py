@@ -114,7 +114,7 @@ def test_public_mode_refuses_uploads_but_allows_sample_set(settings, tmp_path):
     sf.write(wav, synth("tone", 1.0), 22050)
     with pytest.raises(gr.Error, match="disabled on this public demo"):
         h.index_files([str(wav)], "", "")
-    assert h.service.can_write() is False
+    assert h.service.access.can_write() is False
 
 
 def test_delete_and_clear_need_the_operator(settings, sounds):
@@ -148,7 +148,7 @@ def test_map_shows_every_sound_with_the_query_star_and_a_click_plays_that_sound(
     pick = water.customdata[0]
     row = int(pick.split(":")[1])
     update = h.play_from_map(f"{pick}#1700000000000")
-    assert update["value"] == str(h.service.playable(h.service.library.get(layout.ids[row])["path"]))
+    assert update["value"] == str(h.service.media.playable(h.service.library.get(layout.ids[row])["path"]))
     assert update["label"] == f"{layout.names[row]} — water"
     assert "not playable" in h.play_from_map(f"{'0' * 16}:{row}#1")["label"]  # a map drawn before the library changed
     assert "not playable" in h.play_from_map("query#1")["label"] and "not playable" in h.play_from_map("")["label"]

@@ -42,23 +42,23 @@ def swept(tmp_path) -> Settings:
 
 def test_sweep_removes_old_visitor_files_and_keeps_library_files(swept, tmp_path):
     service = Service(swept)
-    upload = put(service.gradio_dir / ("a" * 64) / "visitor.wav")
-    player_copy = put(service.gradio_dir / ("b" * 64) / "wesnoth_button.ogg")
-    excerpt = put(service.excerpt_dir / "cut.wav")
-    request = put(service.request_dir() / "q-x" / "upload-0")
-    in_use = put(service.gradio_dir / ("c" * 64) / "being-searched.wav")
+    upload = put(service.files.gradio_dir / ("a" * 64) / "visitor.wav")
+    player_copy = put(service.files.gradio_dir / ("b" * 64) / "wesnoth_button.ogg")
+    excerpt = put(service.files.excerpt_dir / "cut.wav")
+    request = put(service.files.request_dir() / "q-x" / "upload-0")
+    in_use = put(service.files.gradio_dir / ("c" * 64) / "being-searched.wav")
     library = [put(swept.upload_dir / "abc.wav"), put(tmp_path / "media" / "mine.wav"), put(Path(swept.data_dir) / "other.bin")]
     now = time.time()
 
-    assert service.housekeep(now).removed_files == 0  # young files stay
-    with service.in_use(in_use):
-        report = service.housekeep(now + 601)  # ten minutes later
+    assert service.files.housekeep(now).removed_files == 0  # young files stay
+    with service.files.in_use(in_use):
+        report = service.files.housekeep(now + 601)  # ten minutes later
     assert report.removed_files == 4 and report.kept_files == 1
     assert not any(p.exists() for p in (upload, player_copy, excerpt, request))
     assert in_use.exists()  # spared while in use
-    assert not (service.gradio_dir / ("b" * 64)).exists()  # and the emptied folders went too
+    assert not (service.files.gradio_dir / ("b" * 64)).exists()  # and the emptied folders went too
     assert all(p.exists() for p in library)
-    assert service.housekeep(now + 601).removed_files == 1  # no longer in use: swept
+    assert service.files.housekeep(now + 601).removed_files == 1  # no longer in use: swept
 
 
 def test_sweep_bounds_the_total_oldest_first_but_spares_fresh_files(tmp_path):
@@ -79,7 +79,7 @@ def test_sweeper_refuses_folders_that_overlap_the_library(tmp_path):
         Sweeper([tmp_path], max_age=1, max_bytes=1, never=[tmp_path / "data" / "uploads"])
     settings = Settings(data_dir=tmp_path / "data", temp_dir=tmp_path / "data" / "cache")
     with pytest.raises(ValueError):
-        Service(settings).sweeper
+        Service(settings).files.sweeper
 
 
 def test_a_finished_job_is_forgotten_after_the_retention(swept):
@@ -88,7 +88,7 @@ def test_a_finished_job_is_forgotten_after_the_retention(swept):
     from search_core.api import create_api
 
     service = Service(swept.with_(job_retention=60))
-    job = service.start_job(lambda progress: {"added": 0})
+    job = service.jobs.start(lambda progress: {"added": 0})
     for _ in range(200):
         if job.state == "done":
             break
@@ -139,7 +139,7 @@ def test_silent_query_gets_the_message_in_the_app_and_the_cli(sample_settings, t
 def test_silent_uploads_are_rejected_not_indexed(swept, tmp_path):
     silent = wav(tmp_path, "silence.wav", np.zeros(22050, np.float32), "PCM_16")
     service = Service(swept)
-    uploads, rejected = service.ingest([("silence.wav", silent), ("hello.ogg", HELLO)])
+    uploads, rejected = service.uploads.ingest([("silence.wav", silent), ("hello.ogg", HELLO)])
     assert [u.name for u in uploads] == ["hello"]
     assert [name for name, _ in rejected] == ["silence.wav"] and rejected[0][1].startswith("is silent")
     report = service.library.index([silent])  # a folder indexed by the CLI: reported as failed, nothing stored
