@@ -13,23 +13,19 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-import pandas as pd  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from search_core.api import create_api  # noqa: E402
-from search_core.audio import AudioError  # noqa: E402
 from search_core.embedders import ModelUnavailable  # noqa: E402
 from search_core.dupes import DEFAULT_THRESHOLD as DUPES_THRESHOLD  # noqa: E402
 from search_core.scan import DEFAULT_THRESHOLD  # noqa: E402
-from search_core.search import tags_text  # noqa: E402
-from search_core.timeline import clock  # noqa: E402
-from search_core.service import PermissionDenied, Service  # noqa: E402
+from search_core.service import Service  # noqa: E402
+from search_core.ui import ANY, K_MAX, Handlers  # noqa: E402
+from search_core.ui.map_tab import MAP_CLICK_JS  # noqa: E402
 from search_core.settings import Settings  # noqa: E402
 from search_core.appfile import app_file, remove_card, write_card  # noqa: E402
 from search_core.store import LibraryLocked, StoreError, lite_lock_held  # noqa: E402
 
-K_MAX = 20
-ANY = "(any category)"
 EXAMPLES = ["explosion/chromium_exploBig.ogg", "voice/hedgewars_Hello.ogg", "magic/wesnoth_magic-holy-1.ogg", "water/hedgewars_splash.ogg", "ui_click/wesnoth_button.ogg"]
 CSS = """
 .result-player { margin-bottom: 4px !important; }
@@ -37,311 +33,6 @@ CSS = """
 .dupe-group audio { height: 28px; vertical-align: middle; }
 #header h1 { margin-bottom: 0; }
 """
-# Hooks plotly's click on the map's points (the plot is re-drawn on every tab open) and sends
-# the point's "<layout key>:<row>" to Python through the hidden map-pick element.
-MAP_CLICK_JS = """
-const hook = () => {
-  for (const div of document.querySelectorAll('#library-map .js-plotly-plot')) {
-    if (div.dataset.soundalike === '1' || typeof div.on !== 'function') continue;
-    div.dataset.soundalike = '1';
-    div.on('plotly_click', (ev) => {
-      const p = ev && ev.points && ev.points[0];
-      if (!p || p.customdata === undefined) return;
-      props.value = String(p.customdata) + '#' + Date.now();  // a click on the same point plays it again
-      trigger('change');
-    });
-  }
-};
-new MutationObserver(hook).observe(document.body, {childList: true, subtree: true});
-hook();
-"""
-USER_ERRORS = (AudioError, ModelUnavailable, StoreError, PermissionDenied, ValueError)
-
-
-class Handlers:
-    """The UI's event handlers: thin calls into the Service; user errors become UI messages.
-
-    A class (not closures) so tests can call each handler directly with real audio.
-    """
-
-    def __init__(self, service: Service):
-        self.service = service
-
-    def error(self, exc: BaseException) -> gr.Error:
-        """A user error as a UI message (no server paths on a public demo)."""
-        return gr.Error(self.service.access.visible_error(exc))
-
-    def header_md(self) -> str:
-        """One line a visitor reads at a glance; reasons and the operator's how-to collapsed below it."""
-        st = self.service.status()
-        return header_markdown(st.line, st.details)
-
-
-    def refresh(self):
-        """Header, empty-library banner, categories, library table, and whether to poll again
-        (while the model loads)."""
-        st = self.service.status()
-        header = header_markdown(st.line, st.details)
-        if not st.ready:
-            return header, gr.update(visible=False), gr.update(choices=[ANY]), pd.DataFrame(), gr.Timer(active=st.state == "loading")
-        table = pd.DataFrame({"category": list(st.labels), "sounds": list(st.labels.values())})
-        return header, gr.update(visible=st.count == 0), gr.update(choices=[ANY, *st.labels]), table, gr.Timer(active=False)
-
-    def search(self, audio_path, top_k, category, max_duration):
-        if not audio_path:
-            raise gr.Error("Upload or record a sound first.")
-        try:
-            count = self.service.library.count()
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        if count == 0:
-            raise gr.Error("The library is empty: index the sample set first (the button above, or the Indexing tab).")
-        label = None if category in (None, "", ANY) else category
-        try:
-            with self.service.files.in_use(audio_path):
-                result = self.service.similar(audio_path, int(top_k), label, max_duration or None)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        status = f"Top {len(result.frame)} of {count} sounds" if len(result.frame) else "No sound matches these filters."
-        return self.show_results(result, status)
-
-    def more_like_this(self, ids, i: int, top_k):
-        """A result's own stored vector searches again (the model does not run)."""
-        if not ids or i >= len(ids):
-            raise gr.Error("Search first, then pick a result.")
-        try:
-            result = self.service.similar_by_id(ids[i], int(top_k))
-            item = self.service.library.get(ids[i])
-        except (KeyError, *USER_ERRORS) as exc:
-            raise (gr.Error("That sound is no longer in the library.") if isinstance(exc, KeyError) else self.error(exc)) from None
-        return self.show_results(result, f"More like **{item['name']}** ({item['label']}): top {len(result.frame)}")
-
-    def show_results(self, result, status: str):
-        """Status (with the suggested category and the query's tags), the table, the 20 result slots,
-        the query's vector (the map's ★) and the result ids."""
-        frame = result.frame
-        if result.suggestion:
-            status += f" · **{result.suggestion.describe()}**"
-        if result.query_tags:
-            status += f"\n\nThe model hears: {tags_text(result.query_tags, 3)}"
-        slots, players = [], []
-        for row in frame.itertuples():
-            path = self.service.media.playable(row.path)
-            title = f"{row.rank}. {row.name} — {row.label} — {row.score:.2f}"
-            if pd.notna(row.percentile):
-                title += f" · percentile {row.percentile:.1f}"
-            if row.tags:
-                title += f" · {tags_text(row.tags, 2)}"
-            if path and row.end - row.start < row.duration - 0.01:  # a long sound: play the part that matched
-                path = self.service.media.excerpt(path, row.start, row.end)
-                title += f" · {clock(row.start)}–{clock(row.end)} of {clock(row.duration)}"
-            slots.append(gr.update(visible=True))
-            players.append(gr.update(value=str(path) if path else None, label=title if path else f"{title} (not served)"))
-        slots += [gr.update(visible=False)] * (K_MAX - len(slots))
-        players += [gr.update(value=None)] * (K_MAX - len(players))
-        table = frame[["rank", "name", "label", "score", "percentile", "duration"]].rename(columns={"label": "category"}).round({"score": 3})
-        return [status, gr.update(value=table, visible=len(frame) > 0), *slots, *players, result.vector, list(frame["id"])]
-
-    def research(self, audio_path, top_k, category, max_duration):
-        """Re-run the search when top-K changes, but only once there is a sound to search with."""
-        try:
-            empty = self.service.library.count() == 0
-        except USER_ERRORS:
-            empty = True
-        if not audio_path or empty:
-            return [gr.skip()] * (2 + 2 * K_MAX + 2)
-        return self.search(audio_path, top_k, category, max_duration)
-
-    # -- duplicates --------------------------------------------------------------------------------
-    def find_dupes(self, threshold, progress=gr.Progress()):
-        """The groups as HTML (a player per file, streamed by id from the REST API) and a summary."""
-        def step(done, total, _):
-            if total:
-                progress((done, total), desc="Comparing candidate pairs", unit="pairs")
-
-        try:
-            result = self.service.dupes(float(threshold), progress=step)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        return dupes_html(result)
-
-    def delete_copies(self, threshold, token):
-        try:
-            n, names = self.service.delete_copies(float(threshold), token or None)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        text = f"Deleted {n} extra cop{'y' if n == 1 else 'ies'} (kept the first of each group)" + (": " + ", ".join(names) if names else ".")
-        return (text, *self.refresh(), dupes_html(self.service.dupes(float(threshold))))
-
-    def index_sample(self, progress=gr.Progress()):
-        def step(done, total, name):
-            if total:
-                progress((done, total), desc=f"Indexing {name}", unit="files")
-
-        try:
-            report = self.service.index_sample(step)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        return (f"Bundled game sounds: {report.summary()}", *self.refresh())
-
-    def index_files(self, files, label, token, progress=gr.Progress()):
-        if not files:
-            raise gr.Error("Choose one or more audio files (or a zip) first.")
-        try:
-            self.service.access.require_write(token or None)
-            with self.service.files.in_use(*files):
-                uploads, rejected = self.service.uploads.ingest([(os.path.basename(f), f) for f in files])
-            report = self.service.index_uploads(uploads, label, lambda d, t, n: t and progress((d, t), desc=f"Indexing {n}", unit="files")) if uploads else None
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        text = f"Your files: {report.summary()}" if report else "Your files: nothing to index."
-        text += "".join(f"\n  rejected: {name}: {reason}" for name, reason in rejected)
-        return (text, *self.refresh())
-
-    def delete_item(self, item_id, token):
-        try:
-            n = self.service.delete((item_id or "").strip(), token or None)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        return (f"Deleted {n} item(s).", *self.refresh())
-
-    def clear_library(self, token):
-        try:
-            self.service.clear(token or None)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        return ("Library cleared.", *self.refresh())
-
-    def play_from_map(self, table: pd.DataFrame, evt: gr.SelectData):
-        row = table.iloc[evt.index[0]]
-        found = self.service.media.audio_for_id(str(row["id"]))
-        if not found:
-            return gr.update(value=None, label="not playable")
-        return gr.update(value=str(found[0]), label=f"{row['name']} — {row['label']}")
-
-    # -- scan a recording ------------------------------------------------------------------------
-    def scan(self, recording, threshold, query, progress=gr.Progress()):
-        """Scan a recording against the library, or (with a query sound) find that sound in it."""
-        if not recording:
-            raise gr.Error("Upload or record a recording first.")
-        from search_core.recording import Recording
-        from search_core.timeline import Mark, timeline_figure
-
-        rec_name = os.path.basename(recording)
-
-        def step(done, total, *_):
-            if total:
-                progress((round(done), round(total)), desc="Scanning", unit="s")
-
-        try:
-            with self.service.files.in_use(recording, query):
-                moments, duration, took, what = self._scan(recording, threshold, query, rec_name, step)
-                rec = Recording(recording)
-        except USER_ERRORS as exc:
-            raise self.error(exc) from None
-        for m in moments:
-            m["recording"] = recording
-        status = f"{what} in {rec_name} ({clock(duration)})"
-        if took is not None:
-            status += f" · scanned in {took:.1f} s"
-        if not moments:
-            status += f" · nothing reached the threshold {float(threshold):.2f}: try a lower one"
-        fig = timeline_figure(rec, [Mark(m["start"], m["end"], m["name"], m["label"], m["score"]) for m in moments], rec_name)
-        table = pd.DataFrame(
-            [{"#": i + 1, "start": clock(m["start"], 1), "end": clock(m["end"], 1), "sound": m["name"], "category": m["label"],
-              "score": round(m["score"], 3), "speed": m.get("speed"), "pitch (semitones)": m.get("pitch_semitones"),
-              "gain dB": m.get("gain_db")} for i, m in enumerate(moments)],
-            columns=["#", "start", "end", "sound", "category", "score", "speed", "pitch (semitones)", "gain dB"],
-        )
-        return (status, fig, gr.update(value=table, visible=bool(moments)), moments, *self.moment_players(moments, 0))
-
-    def _scan(self, recording, threshold, query, rec_name, step):
-        """(moments, duration, seconds taken or None, what was found) of a scan or a find."""
-        if query:
-            found = self.service.find(query, recording, float(threshold), os.path.basename(query), rec_name, progress=step)
-            qname = os.path.splitext(found.query)[0]
-            moments = [{"start": m.start, "end": m.end, "score": m.score, "name": qname, "label": "your sound",
-                        "play": query, "clip_start": 0.0, **m.change} for m in found.matches]
-            duration, took = found.duration, None
-            what = f"**{qname}** occurs {len(moments)} time{'s' * (len(moments) != 1)}"
-        else:
-            result = self.service.scan(recording, float(threshold), rec_name, progress=step)
-            moments = [{"start": d.start, "end": d.end, "score": d.score, "name": d.name, "label": d.label,
-                        "play": d.path, "clip_start": d.clip_start, "duration": d.duration, **d.change} for d in result.detections]
-            duration, took = result.duration, result.seconds
-            what = f"**{len(moments)} library sound{'s' * (len(moments) != 1)}** found"
-        return moments, duration, took, what
-
-    def moment_players(self, moments, i: int):
-        """The recording's moment and the matching sound, side by side."""
-        if not moments:
-            return gr.update(value=None, visible=False), gr.update(value=None, visible=False)
-        m = moments[i]
-        moment = self.service.media.excerpt(m["recording"], m["start"] - 0.2, m["end"] + 0.2)
-        label = f"{i + 1}. The recording at {clock(m['start'], 1)}–{clock(m['end'], 1)}"
-        clip = self.service.media.playable(m["play"]) if m["label"] != "your sound" else m["play"]
-        if clip and m.get("duration") and m["end"] - m["start"] < m["duration"] - 0.05:
-            clip = self.service.media.excerpt(clip, m["clip_start"], m["clip_start"] + (m["end"] - m["start"]))
-        name = f"{i + 1}. {m['name']} — {m['label']} (score {m['score']:.2f})"
-        return (gr.update(value=str(moment), label=label, visible=True),
-                gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
-
-    def play_moment(self, moments, evt: gr.SelectData):
-        try:
-            return self.moment_players(moments, int(evt.index[0]))
-        except AudioError:  # the visitor's recording was swept from the cache since the scan
-            raise gr.Error("This recording is no longer on the server (uploads are kept for a while); upload it again.") from None
-
-    def map_view(self, query_vector=None):
-        """The map figure (the last query as a ★) and the line above it."""
-        from search_core.libmap import map_figure
-
-        try:
-            layout = self.service.library_map()
-        except USER_ERRORS as exc:
-            return None, f"_{self.service.access.visible_error(exc)}_"
-        if layout is None:
-            return None, "The library is empty: index the bundled game sounds (Indexing tab) to see its map."
-        query = layout.place(query_vector) if query_vector is not None else None
-        how = "t-SNE of the embeddings" if layout.method == "tsne" else "PCA of the embeddings"
-        cats = len(set(layout.labels))
-        info = (f"**{len(layout)} sounds** in {cats} categor{'ies' if cats != 1 else 'y'}, placed by similarity ({how}): "
-                "neighbours sound alike. Hover a point for its name; **click it to hear it**. Click a category in the legend "
-                "to hide it, double-click to show it alone." + (" Your last search is the ★." if query else ""))
-        return map_figure(layout, query), info
-
-    def play_from_map(self, pick: str):
-        pick = (pick or "").split("#")[0]
-        found = self.service.map_sound(pick) if pick and pick != "query" else None
-        if not found:
-            return gr.update(value=None, label="That point is not playable (or the map changed: open the tab again)")
-        path, row = found
-        return gr.update(value=str(path), label=f"{row['name']} — {row['label']}")
-
-
-def header_markdown(line: str, details: str) -> str:
-    """The title, the status line, and the details collapsed under it (Markdown with an HTML details element)."""
-    return f"# Soundalike\n{line}\n\n<details id='header-details'><summary>Details</summary>\n\n{details}\n\n</details>"
-
-
-def dupes_html(result) -> str:
-    """Each group as a card: its score, then one row per file with a player; the keeper first."""
-    from html import escape
-
-    if not result.groups:
-        return f"<p id='dupes-summary'>No near-duplicates among {result.files} sounds (threshold {result.threshold:.2f}).</p>"
-    parts = [f"<p id='dupes-summary'><b>{len(result.groups)} group{'s' * (len(result.groups) != 1)} of near-duplicates</b> among "
-             f"{result.files} sounds (threshold {result.threshold:.2f}; compared in {result.seconds:.1f} s). "
-             "The first of each group is the one to keep (lossless, indexed first, highest sample rate, shortest name).</p>"]
-    for n, g in enumerate(result.groups, 1):
-        rows = "".join(
-            f"<li>{'<b>keep</b>' if k == 0 else 'copy'} · {escape(it['name'])} — {escape(it['label'])} · "
-            f"{float(it['duration']):.2f} s · {int(it['sample_rate'] or 0)} Hz "
-            f"<audio controls preload='none' src='api/audio/{escape(it['id'])}'></audio></li>"
-            for k, it in enumerate(g.items)
-        )
-        parts.append(f"<div class='dupe-group'><b>Group {n}</b> · similarity {g.score:.2f}<ul>{rows}</ul></div>")
-    return "".join(parts)
 
 
 def build_ui(service: Service) -> gr.Blocks:
@@ -440,27 +131,27 @@ def build_ui(service: Service) -> gr.Blocks:
         index_outputs = [report, *refresh_outputs]
         search_inputs = [query, top_k, category, max_duration]
         search_outputs = [status, results, *slots, *players, last_query, result_ids]
-        demo.load(h.refresh, outputs=refresh_outputs, api_visibility="private")
-        loading_timer.tick(h.refresh, outputs=refresh_outputs, api_visibility="private")
-        search_btn.click(h.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
-        query.stop_recording(h.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
-        top_k.release(h.research, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        demo.load(h.page.refresh, outputs=refresh_outputs, api_visibility="private")
+        loading_timer.tick(h.page.refresh, outputs=refresh_outputs, api_visibility="private")
+        search_btn.click(h.search_tab.search, search_inputs, search_outputs, api_name="search", concurrency_limit=2, concurrency_id="search")
+        query.stop_recording(h.search_tab.search, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
+        top_k.release(h.search_tab.research, search_inputs, search_outputs, api_visibility="private", concurrency_id="search")
         for i, btn in enumerate(more_btns):
-            btn.click(lambda ids, k, i=i: h.more_like_this(ids, i, k), [result_ids, top_k], search_outputs,
+            btn.click(lambda ids, k, i=i: h.search_tab.more_like_this(ids, i, k), [result_ids, top_k], search_outputs,
                       api_visibility="private", concurrency_id="search")
-        dupes_btn.click(h.find_dupes, [dupes_threshold], [dupes_out], api_name="dupes", concurrency_limit=1, concurrency_id="dupes")
-        copies_btn.click(h.delete_copies, [dupes_threshold, token], [report, *refresh_outputs, dupes_out],
+        dupes_btn.click(h.indexing_tab.find_dupes, [dupes_threshold], [dupes_out], api_name="dupes", concurrency_limit=1, concurrency_id="dupes")
+        copies_btn.click(h.indexing_tab.delete_copies, [dupes_threshold, token], [report, *refresh_outputs, dupes_out],
                          api_name="delete_copies", concurrency_limit=1, concurrency_id="index")
-        sample_btn.click(h.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
-        banner_btn.click(h.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
-        upload_btn.click(h.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
-        delete_btn.click(h.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
-        clear_btn.click(h.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
-        map_tab.select(h.map_view, [last_query], [map_plot, map_info], api_name="library_map", concurrency_id="map", concurrency_limit=1)
-        scan_btn.click(h.scan, [scan_rec, scan_threshold, scan_query], [scan_status, scan_plot, scan_table, scan_state, moment_player, clip_player],
+        sample_btn.click(h.indexing_tab.index_sample, None, index_outputs, api_name="index_sample", concurrency_limit=1, concurrency_id="index")
+        banner_btn.click(h.indexing_tab.index_sample, None, index_outputs, api_visibility="private", concurrency_limit=1, concurrency_id="index")
+        upload_btn.click(h.indexing_tab.index_files, [files, upload_label, token], index_outputs, api_name="index_files", concurrency_limit=1, concurrency_id="index")
+        delete_btn.click(h.indexing_tab.delete_item, [delete_id, token], index_outputs, api_name="delete", concurrency_limit=1, concurrency_id="index")
+        clear_btn.click(h.indexing_tab.clear_library, [token], index_outputs, api_name="clear", concurrency_limit=1, concurrency_id="index")
+        map_tab.select(h.map_tab.map_view, [last_query], [map_plot, map_info], api_name="library_map", concurrency_id="map", concurrency_limit=1)
+        scan_btn.click(h.scan_tab.scan, [scan_rec, scan_threshold, scan_query], [scan_status, scan_plot, scan_table, scan_state, moment_player, clip_player],
                        api_name="scan", concurrency_limit=1, concurrency_id="scan")
-        scan_table.select(h.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
-        map_pick.change(h.play_from_map, [map_pick], [map_player], api_visibility="private")
+        scan_table.select(h.scan_tab.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
+        map_pick.change(h.map_tab.play_from_map, [map_pick], [map_player], api_visibility="private")
     return demo
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app import ANY, K_MAX, Handlers
+from search_core.ui import ANY, K_MAX, Handlers
 from search_core.service import Service
 
 from .conftest import SAMPLE_DATA, synth
@@ -36,7 +36,7 @@ def empty_handlers(settings):
 
 def test_search_returns_k_players_table_and_the_query_for_the_map(sample_handlers):
     query = SAMPLE_DATA / "magic" / "wesnoth_magic-holy-1.ogg"
-    out = parts(sample_handlers.search(str(query), 4, ANY, None))
+    out = parts(sample_handlers.search_tab.search(str(query), 4, ANY, None))
     players, table = out["players"], out["table"]["value"]
     assert out["status"].startswith("Top 4 of 207 sounds · **Sounds like: magic — ")
     assert table["rank"].tolist() == [1, 2, 3, 4] and out["table"]["visible"]
@@ -52,35 +52,35 @@ def test_search_returns_k_players_table_and_the_query_for_the_map(sample_handler
 
 def test_search_filters_by_category_and_duration(sample_handlers):
     query = SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"
-    out = sample_handlers.search(str(query), 10, "water", None)
+    out = sample_handlers.search_tab.search(str(query), 10, "water", None)
     assert set(out[1]["value"]["category"]) == {"water"}
-    out = sample_handlers.search(str(query), 10, ANY, 0.5)
+    out = sample_handlers.search_tab.search(str(query), 10, ANY, 0.5)
     assert (out[1]["value"]["duration"] <= 0.5).all() and len(out[1]["value"]) == 10
 
 
 def test_search_errors_are_messages(sample_handlers, empty_handlers, tmp_path):
     with pytest.raises(gr.Error, match="Upload or record a sound first"):
-        sample_handlers.search(None, 5, ANY, None)
+        sample_handlers.search_tab.search(None, 5, ANY, None)
     text = tmp_path / "notes.wav"
     text.write_text("hello")
     with pytest.raises(gr.Error, match="notes.wav: not a readable audio file"):
-        sample_handlers.search(str(text), 5, ANY, None)
+        sample_handlers.search_tab.search(str(text), 5, ANY, None)
     long = tmp_path / "long.wav"
     sf.write(long, synth("tone", 31.0), 22050)
     with pytest.raises(gr.Error, match="the limit is 30 s"):
-        sample_handlers.search(str(long), 5, ANY, None)
+        sample_handlers.search_tab.search(str(long), 5, ANY, None)
     empty = tmp_path / "empty.ogg"
     empty.write_bytes(b"")
     with pytest.raises(gr.Error, match="empty"):
-        sample_handlers.search(str(empty), 5, ANY, None)
+        sample_handlers.search_tab.search(str(empty), 5, ANY, None)
     with pytest.raises(gr.Error, match="index the sample set first"):
-        empty_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 5, ANY, None)
+        empty_handlers.search_tab.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 5, ANY, None)
     # the app keeps serving afterwards
-    assert sample_handlers.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0].startswith("Top 1 of 207 sounds")
+    assert sample_handlers.search_tab.search(str(SAMPLE_DATA / "voice" / "hedgewars_Hello.ogg"), 1, ANY, None)[0].startswith("Top 1 of 207 sounds")
 
 
 def test_header_and_empty_banner(empty_handlers):
-    header, banner, cats, table, timer = empty_handlers.refresh()
+    header, banner, cats, table, timer = empty_handlers.page.refresh()
     assert header.split("\n")[1] == "**aisfx** · sound-effects model, runs offline · **0 sounds** in 0 categories"
     assert banner["visible"] is True and cats["choices"] == [ANY] and table.empty and timer.active is False
 
@@ -95,7 +95,7 @@ def test_index_uploads_files_and_zip_with_generated_names(empty_handlers, tmp_pa
         z.write(buf, "../../escape/chirp.flac")
         z.writestr("readme.txt", "not audio")
         z.writestr("fake.wav", b"RIFF not really")
-    out = empty_handlers.index_files([str(wav), str(zpath)], "my pack", "")
+    out = empty_handlers.indexing_tab.index_files([str(wav), str(zpath)], "my pack", "")
     text = out[0]
     assert "added 2" in text and "rejected: fake.wav" in text, text
     upload_dir = empty_handlers.service.settings.upload_dir.resolve()
@@ -113,7 +113,7 @@ def test_public_mode_refuses_uploads_but_allows_sample_set(settings, tmp_path):
     wav = tmp_path / "a.wav"
     sf.write(wav, synth("tone", 1.0), 22050)
     with pytest.raises(gr.Error, match="disabled on this public demo"):
-        h.index_files([str(wav)], "", "")
+        h.indexing_tab.index_files([str(wav)], "", "")
     assert h.service.access.can_write() is False
 
 
@@ -121,20 +121,20 @@ def test_delete_and_clear_need_the_operator(settings, sounds):
     locked = Handlers(Service(settings))
     locked.service.library.index([sounds])
     with pytest.raises(gr.Error, match="SOUNDALIKE_ADMIN"):
-        locked.clear_library("")
+        locked.indexing_tab.clear_library("")
     admin = Handlers(Service(settings.with_(admin_token="s3cret")))
     with pytest.raises(gr.Error):
-        admin.delete_item("x", "wrong")
+        admin.indexing_tab.delete_item("x", "wrong")
     item = admin.service.library.items().iloc[0]["id"]
-    assert admin.delete_item(item, "s3cret")[0] == "Deleted 1 item(s)."
-    assert admin.clear_library("s3cret")[0] == "Library cleared."
+    assert admin.indexing_tab.delete_item(item, "s3cret")[0] == "Deleted 1 item(s)."
+    assert admin.indexing_tab.clear_library("s3cret")[0] == "Library cleared."
     assert admin.service.library.count() == 0
 
 
 def test_map_shows_every_sound_with_the_query_star_and_a_click_plays_that_sound(sample_handlers):
     h = sample_handlers
-    query = h.search(str(SAMPLE_DATA / "water" / "hedgewars_splash.ogg"), 5, ANY, None)[-2]
-    fig, info = h.map_view(query)
+    query = h.search_tab.search(str(SAMPLE_DATA / "water" / "hedgewars_splash.ogg"), 5, ANY, None)[-2]
+    fig, info = h.map_tab.map_view(query)
     traces = {t.name: t for t in fig.data}
     star = traces.pop("★ your query")
     assert sum(len(t.x) for t in traces.values()) == 207 and len(traces) == 16 and info.startswith("**207 sounds** in 16 categories")
@@ -147,11 +147,11 @@ def test_map_shows_every_sound_with_the_query_star_and_a_click_plays_that_sound(
     # a click sends "<layout key>:<row>#<time>": the player gets that very sound
     pick = water.customdata[0]
     row = int(pick.split(":")[1])
-    update = h.play_from_map(f"{pick}#1700000000000")
+    update = h.map_tab.play_from_map(f"{pick}#1700000000000")
     assert update["value"] == str(h.service.media.playable(h.service.library.get(layout.ids[row])["path"]))
     assert update["label"] == f"{layout.names[row]} — water"
-    assert "not playable" in h.play_from_map(f"{'0' * 16}:{row}#1")["label"]  # a map drawn before the library changed
-    assert "not playable" in h.play_from_map("query#1")["label"] and "not playable" in h.play_from_map("")["label"]
+    assert "not playable" in h.map_tab.play_from_map(f"{'0' * 16}:{row}#1")["label"]  # a map drawn before the library changed
+    assert "not playable" in h.map_tab.play_from_map("query#1")["label"] and "not playable" in h.map_tab.play_from_map("")["label"]
 
 
 def test_map_layout_is_computed_once_per_library_state_and_saved_beside_it(sample_handlers, tmp_path):
@@ -178,21 +178,21 @@ def test_a_library_of_the_older_schema_is_explained_in_the_app(settings):
 
     create_schema1_collection(settings.uri, "library__aisfx", "aisfx", 512)
     h = Handlers(Service(settings))
-    header = h.header_md()
+    header = h.page.header_md()
     assert "The library cannot be opened" in header and "Re-index it" in header and "drop --yes" in header
-    assert h.refresh()[1]["visible"] is False  # no crash, no empty-library banner
+    assert h.page.refresh()[1]["visible"] is False  # no crash, no empty-library banner
 
 
 def test_more_like_this_replaces_the_results_with_the_items_neighbours(sample_handlers):
-    out = parts(sample_handlers.search(str(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg"), 5, ANY, None))
+    out = parts(sample_handlers.search_tab.search(str(SAMPLE_DATA / "explosion" / "chromium_exploBig.ogg"), 5, ANY, None))
     ids = out["ids"]
-    more = parts(sample_handlers.more_like_this(ids, 1, 5))
+    more = parts(sample_handlers.search_tab.more_like_this(ids, 1, 5))
     second = out["table"]["value"].iloc[1]["name"]
     assert more["status"].startswith(f"More like **{second}**") and "Sounds like: " in more["status"]
     assert ids[1] not in more["ids"] and len(more["ids"]) == 5
     assert all(s["visible"] for s in more["slots"][:5]) and more["players"][0]["value"]
     with pytest.raises(gr.Error, match="Search first"):
-        sample_handlers.more_like_this([], 0, 5)
+        sample_handlers.search_tab.more_like_this([], 0, 5)
 
 
 def test_duplicates_section_lists_groups_with_players_and_deletes_copies_for_the_operator(sample_settings, tmp_path):
@@ -206,16 +206,16 @@ def test_duplicates_section_lists_groups_with_players_and_deletes_copies_for_the
     sf.write(copy, 0.5 * y, rate, format="OGG", subtype="VORBIS")  # -6 dB, re-encoded
     visitor = Handlers(Service(sample_settings.with_(data_dir=data)))
     visitor.service.library.index([copy])
-    html = visitor.find_dupes(DEFAULT_THRESHOLD)
+    html = visitor.indexing_tab.find_dupes(DEFAULT_THRESHOLD)
     assert "1 group of near-duplicates" in html and "among 208 sounds" in html
     assert html.count("<audio") == 2 and "<b>keep</b> · chromium_exploBig" in html and "copy · boom_copy" in html
     with pytest.raises(gr.Error, match="Deleting is disabled"):
-        visitor.delete_copies(DEFAULT_THRESHOLD, None)
+        visitor.indexing_tab.delete_copies(DEFAULT_THRESHOLD, None)
     from search_core.store import Store
 
     Store.close_all()
     operator = Handlers(Service(sample_settings.with_(data_dir=data, admin=True)))
-    out = operator.delete_copies(DEFAULT_THRESHOLD, None)
+    out = operator.indexing_tab.delete_copies(DEFAULT_THRESHOLD, None)
     assert out[0] == "Deleted 1 extra copy (kept the first of each group): boom_copy"
     assert "No near-duplicates among 207 sounds" in out[-1]
 
@@ -226,12 +226,12 @@ def test_header_is_one_short_line_and_a_public_demo_shows_no_server_path(setting
     panns = tmp_path / "panns_home"
     base = settings.with_(model="auto", allow_download=True, panns_url="http://127.0.0.1:9/Cnn14_mAP%3D0.431.pth",
                           panns_data_dir=panns, download_timeout=2)
-    private = Handlers(Service(base)).header_md()
+    private = Handlers(Service(base)).page.header_md()
     title, line, _, details = private.split("\n", 3)
     assert title == "# Soundalike" and details.startswith("<details")
     assert line == "**aisfx** · sound-effects model, runs offline · **0 sounds** in 0 categories · _PANNs unavailable_"
     assert "Could not download the PANNs Cnn14 checkpoint" in details and str(panns) in details
-    public = Handlers(Service(base.with_(public=True))).header_md()
+    public = Handlers(Service(base.with_(public=True))).page.header_md()
     assert public.split("\n")[1] == line and "Could not download" in public
     assert str(tmp_path) not in public and "[server path]" in public and "/home" not in public
 

@@ -122,11 +122,11 @@ def test_silent_and_nan_clips_are_refused_with_a_reason(tmp_path):
 def test_silent_query_gets_the_message_in_the_app_and_the_cli(sample_settings, tmp_path):
     import gradio as gr
 
-    from app import Handlers
+    from search_core.ui import Handlers
 
     silent = wav(tmp_path, "silent.wav", np.zeros(44100, np.float32), "PCM_16")
     with pytest.raises(gr.Error, match="silent.wav: is silent"):
-        Handlers(Service(sample_settings)).search(str(silent), 5, None, None)
+        Handlers(Service(sample_settings)).search_tab.search(str(silent), 5, None, None)
     from search_core.store import Store
 
     Store.close_all()  # the CLI opens the same Lite file in its own process

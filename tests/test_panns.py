@@ -181,12 +181,12 @@ def test_tags_are_stored_at_index_time_and_returned_with_query_and_results(tmp_p
         assert len(tags) == 5 and {t["label"] for t in tags} <= labels and all(0 <= t["p"] <= 1 for t in tags)
         assert [t["p"] for t in tags] == sorted((t["p"] for t in tags), reverse=True)
     # the UI: the query's tags under the status line, each result's top two in its title
-    from app import Handlers
+    from search_core.ui import Handlers
     from search_core.service import Service
 
     from search_core.search import tags_text
 
-    out = Handlers(Service(settings)).search(str(folder / "tone.wav"), 3, None, None)
+    out = Handlers(Service(settings)).search_tab.search(str(folder / "tone.wav"), 3, None, None)
     status, titles = out[0], [p["label"] for p in out[2 + 20 : 2 + 20 + 3]]
     same = lib.similar(folder / "tone.wav", 3)  # AudioSet labels may hold commas ("Cutlery, silverware")
     assert status.endswith(f"\n\nThe model hears: {tags_text(same.query_tags, 3)}") and len(same.query_tags) == 5
