@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .mixes import REPO, SAMPLE, sample_clips, write_ogg
+from .common import REPO, SAMPLE
+from .mixes import sample_clips, write_ogg
 
 THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
@@ -206,7 +207,7 @@ def bench_scale(workdir: Path, model: str, n: int, seed: int = 8) -> dict:
     from search_core.settings import Settings
     from search_core.store import Store
 
-    from .run import current_rss_mb
+    from .common import current_rss_mb
     from .scan import twins
 
     folder = generated_library(workdir / f"dupes_gen_{n}", n)

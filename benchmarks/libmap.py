@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixes import REPO, SAMPLE
+from .common import SAMPLE
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_data"
+from .common import REPO, SAMPLE
 RATE = 44100
 
 

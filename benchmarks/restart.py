@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .mixes import REPO
+from .common import REPO
 
 BUILD = r"""
 import json, sys, time, numpy as np

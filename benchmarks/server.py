@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .milvus_server import start_milvus_server
-from .run import pct
+from .common import pct
 
 DIM = 512
 CLUSTERS = 2000

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .mixes import SAMPLE
+from .common import SAMPLE
 from .running import app_process, rss_mb
 
 RATE = 22050
@@ -151,7 +151,7 @@ def soak_tables(result: dict) -> list[tuple[str, list[dict]]]:
 
 def main(argv=None) -> int:
     """`python -m benchmarks.soak [N]`: the soak alone; exit status 1 when a check fails."""
-    from .run import table
+    from .common import table
 
     n = int((argv or sys.argv[1:] or [1000])[0])
     with tempfile.TemporaryDirectory(prefix="soundalike-soak-") as tmp:

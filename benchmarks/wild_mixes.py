@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .mixes import RATE, SAMPLE, _active_rms, finish_mix, sample_clips
+from .common import SAMPLE
+from .mixes import RATE, _active_rms, finish_mix, sample_clips
 
 LIBRARY_GAMES = ("wesnoth", "supertux", "chromium", "pingus")  # 108 sounds; the other games: 99 distractors
 CONDITIONS = ("clean", "speed_0.95", "speed_1.05", "pitch_-2", "pitch_+2", "stretch_0.9", "stretch_1.1",

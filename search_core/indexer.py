@@ -192,56 +192,30 @@ class Indexer:
             item.name = (names or {}).get(str(item.path), item.path.stem)
         report.failed.extend(missing)
         todo = self.plan(items, report)
-        total = len(todo)
-        done = 0
         if progress:
-            progress(0, total, "")
+            progress(0, len(todo), "")
         pending: list[Record] = []
         replaced: list[tuple[Item, list[str]]] = []
-
-        def flush() -> None:
-            if pending:
-                self.store.upsert(pending)
-                pending.clear()
-            # Old versions go only once their replacement is stored.
-            for item, old in replaced:
-                self.store.delete(old, settle=False)
-            replaced.clear()
-
         batch: list[tuple[Item, Clip]] = []
+        for done, (item, clip) in enumerate(self._decoded(todo), 1):
+            if isinstance(clip, AudioError):
+                report.failed.append((item.path.name, clip.reason))
+            else:
+                batch.append((item, clip))
+            if len(batch) >= self.batch_size or (done == len(todo) and batch):
+                pending += self._records(batch, report, replaced)
+                batch = []
+                if len(pending) >= self.upsert_batch or done == len(todo):
+                    self._flush(pending, replaced)
+            if progress:
+                progress(done, len(todo), item.path.name)
+        self._flush(pending, replaced)
+        self.store.settle()  # what this run wrote is visible to every reader once it returns
+        report.seconds = time.perf_counter() - start
+        return report
 
-        def embed_batch() -> None:
-            nonlocal done
-            if not batch:
-                return
-            # Long files become overlapping windows; every piece of the batch goes through the model together.
-            cut = [self.embedder.pieces(clip.samples, clip.duration) for _, clip in batch]
-            try:
-                vectors, probs = self.embedder.embed_tagged([p for _, pieces in cut for p in pieces])
-            except Exception as exc:
-                for item, _ in batch:
-                    report.failed.append((item.path.name, f"model failed ({exc})"))
-                batch.clear()
-                return
-            now = time.time()
-            at = 0
-            for (item, clip), (spans, _) in zip(batch, cut):
-                vecs = vectors[at : at + len(spans)]
-                # the file's tags: its segments' probabilities, weighted by their length
-                tags = None if probs is None else self.embedder.top_tags(
-                    np.average(probs[at : at + len(spans)], axis=0, weights=[max(e - s, 1e-3) for s, e in spans]))
-                at += len(spans)
-                pending.append(
-                    Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans, tags)
-                )
-                (report.updated if item.replaces else report.added).append(str(item.path))
-                report.stored.append((item.id, item.label))
-                if item.replaces:
-                    replaced.append((item, item.replaces))
-            batch.clear()
-            if len(pending) >= self.upsert_batch:
-                flush()
-
+    def _decoded(self, todo: list[Item]):
+        """(item, clip or AudioError) in order, decoded ahead by a pool of workers."""
         workers = max(1, int(self.settings.decode_workers))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             queue: deque = deque()
@@ -256,18 +230,40 @@ class Indexer:
                 nxt = next(it, None)
                 if nxt is not None:
                     queue.append((nxt, pool.submit(self._decode, nxt)))
-                clip = fut.result()
-                if isinstance(clip, AudioError):
-                    report.failed.append((item.path.name, clip.reason))
-                else:
-                    batch.append((item, clip))
-                    if len(batch) >= self.batch_size:
-                        embed_batch()
-                done += 1
-                if progress:
-                    progress(done, total, item.path.name)
-            embed_batch()
-            flush()
-        self.store.settle()  # what this run wrote is visible to every reader once it returns
-        report.seconds = time.perf_counter() - start
-        return report
+                yield item, fut.result()
+
+    def _records(self, batch: list[tuple[Item, Clip]], report: IndexReport, replaced: list[tuple[Item, list[str]]]) -> list[Record]:
+        """A batch of decoded files through the model together: their records (a model failure
+        fails the batch's files, reported, and the run goes on)."""
+        # Long files become overlapping windows; every piece of the batch goes through the model together.
+        cut = [self.embedder.pieces(clip.samples, clip.duration) for _, clip in batch]
+        try:
+            vectors, probs = self.embedder.embed_tagged([p for _, pieces in cut for p in pieces])
+        except Exception as exc:
+            for item, _ in batch:
+                report.failed.append((item.path.name, f"model failed ({exc})"))
+            return []
+        now = time.time()
+        at = 0
+        records = []
+        for (item, clip), (spans, _) in zip(batch, cut):
+            vecs = vectors[at : at + len(spans)]
+            # the file's tags: its segments' probabilities, weighted by their length
+            tags = None if probs is None else self.embedder.top_tags(
+                np.average(probs[at : at + len(spans)], axis=0, weights=[max(e - s, 1e-3) for s, e in spans]))
+            at += len(spans)
+            records.append(Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans, tags))
+            (report.updated if item.replaces else report.added).append(str(item.path))
+            report.stored.append((item.id, item.label))
+            if item.replaces:
+                replaced.append((item, item.replaces))
+        return records
+
+    def _flush(self, pending: list[Record], replaced: list[tuple[Item, list[str]]]) -> None:
+        """Store what is pending; old versions of replaced files go only once their replacement is stored."""
+        if pending:
+            self.store.upsert(pending)
+            pending.clear()
+        for _, old in replaced:
+            self.store.delete(old, settle=False)
+        replaced.clear()
