@@ -219,33 +219,40 @@ class Scanner:
         return result
 
     def _scan_block(self, block, spans, threshold, meta, result) -> list[Detection]:
-        lib = self.library
-        emb = lib.embedder
+        kept, pieces = self.windows(block, spans, result)
+        if not pieces:
+            return []
+        proposals = self.propose(kept, pieces, set(spans), meta, result)
+        feats = self.verifier.features(block.audio[RATE])
+        return self.verify(proposals, feats, block.offset, threshold, meta, result)
+
+    def windows(self, block, spans, result) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
+        """The block's windows to embed, with their audio: the model's regular windows, plus one
+        per sound event cut to the event, so that a short sound is embedded as the library embeds
+        a short file (not drowned in a window of background). Silent windows are left out."""
+        emb = self.library.embedder
         audio = block.audio[emb.sample_rate]
-        verifier = self.verifier
-        feats = verifier.features(block.audio[RATE])
-        # Windows to embed: the model's regular windows, plus one per sound event cut to the event,
-        # so that a short sound is embedded as the library embeds a short file (not drowned in a
-        # window of background).
         events = [(s, e) for s, e in sound_events(logmel(block.audio[RATE]), block.offset, emb.window_seconds)
                   if block.start <= s < block.end]
-        windows = list(spans) + events
         result.events += len(events)
         pieces, kept = [], []
-        for s, e in windows:
+        for s, e in list(spans) + events:
             a = max(0, int(round((s - block.offset) * emb.sample_rate)))
             piece = audio[a : int(round((e - block.offset) * emb.sample_rate))]
             if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
                 pieces.append(piece)
                 kept.append((s, e))
-        if not pieces:
-            return []
-        # stage 1: candidates from the embedding search, many windows per store query
+        return kept, pieces
+
+    def propose(self, kept, pieces, regular: set, meta: dict, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
+        """Stage 1: each window's nearest library files (segments), many windows per store query;
+        {(file id, segment start, segment end): the windows that proposed it}. `meta` gains the
+        proposed files' metadata."""
+        lib = self.library
         proposals: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
-        regular = set(spans)
         for i in range(0, len(pieces), EMBED_BATCH):
             batch = kept[i : i + EMBED_BATCH]
-            found = lib.store.search_rows(emb.embed(pieces[i : i + EMBED_BATCH]), CANDIDATES_PER_EVENT)
+            found = lib.store.search_rows(lib.embedder.embed(pieces[i : i + EMBED_BATCH]), CANDIDATES_PER_EVENT)
             for w, rows in zip(batch, found):
                 for r in rows[: CANDIDATES_PER_WINDOW if w in regular else CANDIDATES_PER_EVENT]:
                     proposals.setdefault((r.file_id, r.start, r.end), []).append(w)
@@ -253,9 +260,19 @@ class Scanner:
         missing = [f for f, _, _ in proposals if f not in meta]
         for row in lib.store.get(list(dict.fromkeys(missing))):
             meta[row["id"]] = row
-        # stage 2: align each candidate's template around the windows that proposed it
+        return proposals
+
+    def verify(self, proposals, feats, offset: float, threshold: float, meta: dict, result,
+               checked: dict | None = None, min_new: float = 0.0) -> list[Detection]:
+        """Stage 2: each candidate's template aligned around the windows that proposed it, in
+        `feats` (which begin at `offset` seconds). `checked` (live monitoring) maps a candidate to
+        the first template start (seconds) not yet tried; it is advanced here, so audio that
+        arrives later is tried once, never twice; a candidate waits until `min_new` seconds of new
+        starts can be tried, or all of its starts (each try costs about the same, however few)."""
+        verifier = self.verifier
         out: list[Detection] = []
-        for (file_id, seg_start, seg_end), proposed_by in proposals.items():
+        for key, proposed_by in proposals.items():
+            file_id, seg_start, seg_end = key
             m = meta.get(file_id)
             if m is None:
                 continue
@@ -265,28 +282,39 @@ class Scanner:
                 if m["name"] not in result.unverifiable:
                     result.unverifiable.append(m["name"])
                 continue
-            length = tpl.frames
-            limit = verifier.frames(feats) - length
-            ranges: list[list[int]] = []
-            for s, e in sorted(proposed_by):  # template start anywhere that overlaps the window
-                lo = max(0, int(np.floor((s - tpl.length - block.offset) * FRAMES_PER_SECOND)))
-                hi = min(limit, int(np.ceil((e - block.offset) * FRAMES_PER_SECOND)))
-                if hi < lo:
-                    continue
-                if ranges and lo <= ranges[-1][1] + 1:
-                    ranges[-1][1] = max(ranges[-1][1], hi)
-                else:
-                    ranges.append([lo, hi])
-            for lo, hi in ranges:
+            limit = verifier.frames(feats) - tpl.frames
+            first = int(np.ceil((checked[key] - offset) * FRAMES_PER_SECOND)) if checked is not None and key in checked else 0
+            last = int(np.ceil((max(e for _, e in proposed_by) - offset) * FRAMES_PER_SECOND))
+            if min_new and limit - first < min_new * FRAMES_PER_SECOND and limit < last:
+                continue  # wait for more of the recording
+            for lo, hi in _ranges(proposed_by, tpl.length, offset, max(first, 0), limit):
                 result.verified += 1
                 for hit in verifier.hits(tpl, feats, lo, hi, threshold):
-                    onset = block.offset + hit.position / FRAMES_PER_SECOND - tpl.lead * hit.scale
+                    onset = offset + hit.position / FRAMES_PER_SECOND - tpl.lead * hit.scale
                     out.append(Detection(
                         start=max(0.0, onset), end=min(result.duration, onset + tpl.duration * hit.scale), score=hit.score,
                         id=file_id, name=m["name"], label=m["label"], path=m["path"],
                         clip_start=seg_start if segmented else 0.0, duration=float(m["duration"]), change=hit.change(),
                     ))
+            if checked is not None:
+                checked[key] = offset + max(first, limit + 1) / FRAMES_PER_SECOND
         return out
+
+
+def _ranges(windows, length: float, offset: float, first: int, limit: int) -> list[list[int]]:
+    """Template starts (frames from `offset`) that overlap any of the windows, as merged ranges
+    within [first, limit]."""
+    ranges: list[list[int]] = []
+    for s, e in sorted(windows):  # template start anywhere that overlaps the window
+        lo = max(first, int(np.floor((s - length - offset) * FRAMES_PER_SECOND)))
+        hi = min(limit, int(np.ceil((e - offset) * FRAMES_PER_SECOND)))
+        if hi < lo:
+            continue
+        if ranges and lo <= ranges[-1][1] + 1:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    return ranges
 
 
 def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: float = 6.0) -> list[tuple[float, float]]:

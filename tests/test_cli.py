@@ -82,6 +82,7 @@ def test_eval_compares_models_on_a_labelled_folder(tmp_path):
             assert 0.0 <= v <= 1.0
         assert m["overall"]["p@1"] > 1 / 3  # better than chance on 3 balanced classes
         assert m["knn_accuracy"] == m["overall"]["knn_accuracy"] and m["knn_accuracy"] > 1 / 3
+        assert m["classifier_accuracy"] == m["overall"]["classifier_accuracy"] and m["classifier_accuracy"] > 1 / 3
 
 
 def test_index_killed_midway_then_run_again_loses_and_duplicates_nothing(tmp_path):

@@ -1,0 +1,11 @@
+"""Live monitoring: follow a stream, a file played at real-time pace, or stdin, and report library
+sounds as they happen (`python -m search_core monitor SOURCE`).
+
+- `live.py`    — LiveScanner: the scan's two stages run every half second over the newest audio.
+- `sources.py` — the audio: files, stdin, network streams (ffmpeg), reconnecting with backoff.
+- `runner.py`  — Monitor: a source through a LiveScanner, events out to sinks (JSON lines, a webhook).
+"""
+from .live import LiveScanner
+from .runner import Monitor, print_sink, webhook_sink
+
+__all__ = ["LiveScanner", "Monitor", "print_sink", "webhook_sink"]

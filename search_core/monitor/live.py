@@ -1,0 +1,195 @@
+"""A scan that follows audio as it arrives: the same two stages as `scan` (scan.py), run every
+`step` seconds over the newest audio, so that a library sound is reported about a second after it
+ends rather than when the recording does.
+
+What differs from the offline scan, and why:
+- windows are embedded once, as soon as they are complete (a regular window when its last sample
+  has arrived, a sound event once it has ended or reached a window's length);
+- a candidate a window proposes stays pending until its template has been tried at every start
+  that overlaps the window; each step tries only the starts whose whole template has arrived since
+  (scan.Scanner.verify's `checked`), so no alignment is computed twice;
+- an occurrence is reported once it ended `hold` seconds ago (time for the other library sounds
+  proposed at that moment to be verified: the cohort margin needs them), and never again; a
+  later, better claim on the same moment cannot retract it.
+Memory is bounded: the buffers keep the last KEEP_WINDOWS windows' worth of audio, and pending
+candidates, recent detections and reported onsets are dropped once they are older than that.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..matching import logmel
+from ..recording import SILENCE_PEAK
+from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, MIN_MARGIN, Detection, ScanResult, Scanner, _check_threshold,
+                    merge_detections, sound_events)
+from ..verifiers import RATE
+
+SOURCE_RATE = 44100  # sources decode to this rate, mono float32
+KEEP_WINDOWS = 4.5  # audio kept, in model windows: a window, a template (1.1x) each side, events' context
+EVENT_CONTEXT = 3.0  # seconds before the newest audio that sound_events looks at (its background floor spans 3 s)
+
+
+class _Stream:
+    """Mono audio at one rate, fed in chunks (resampled on the fly), the last `keep` seconds kept."""
+
+    def __init__(self, rate: int, keep: float):
+        import soxr
+
+        self.rate, self.keep = rate, keep
+        self.resampler = None if rate == SOURCE_RATE else soxr.ResampleStream(SOURCE_RATE, rate, 1, dtype="float32")
+        self.audio = np.zeros(0, np.float32)
+        self.start = 0.0  # stream time of audio[0]
+
+    def feed(self, chunk: np.ndarray, last: bool = False) -> None:
+        if self.resampler is not None:
+            chunk = self.resampler.resample_chunk(chunk, last=last)
+        self.audio = np.concatenate([self.audio, chunk.astype(np.float32, copy=False)])
+        extra = len(self.audio) - int(self.keep * self.rate)
+        if extra > 0:
+            self.audio = self.audio[extra:]
+            self.start += extra / self.rate
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.audio) / self.rate
+
+    def span(self, a: float, b: float) -> np.ndarray:
+        i = max(0, int(round((a - self.start) * self.rate)))
+        return self.audio[i : max(i, int(round((b - self.start) * self.rate)))]
+
+
+@dataclass
+class LiveStats:
+    windows: int = 0
+    events: int = 0
+    candidates: int = 0
+    verified: int = 0
+    steps: int = 0
+    busy_seconds: float = 0.0  # wall time spent in steps (CPU share = busy / stream time)
+
+
+class LiveScanner:
+    """Feed it mono SOURCE_RATE audio; `feed` returns the occurrences it confirms, in order."""
+
+    def __init__(self, scanner: Scanner, *, threshold: float = DEFAULT_THRESHOLD, step: float = 0.5, hold: float = 0.5,
+                 min_new: float = 1.0):
+        self.scanner = scanner
+        self.threshold = _check_threshold(threshold)
+        self.step, self.hold = step, hold
+        self.min_new = min_new  # seconds of new template starts a pending candidate waits for (see Scanner.verify)
+        emb = scanner.library.embedder
+        self.win, self.hop = emb.window_seconds, emb.hop_seconds
+        keep = KEEP_WINDOWS * self.win + EVENT_CONTEXT
+        self.model_audio = _Stream(emb.sample_rate, keep)
+        self.verify_audio = _Stream(RATE, keep)
+        self.fed = 0.0  # stream seconds received
+        self.next_window = 0.0  # start of the next regular window to embed
+        self.event_cursor = 0.0  # sound events starting before this were embedded already
+        self.pending: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
+        self.checked: dict[tuple[str, float, float], float] = {}
+        self.meta: dict[str, dict] = {}
+        self.recent: list[Detection] = []
+        self.reported: deque[tuple[str, float]] = deque()  # (file id, onset) of what was reported
+        self.stats = LiveStats()
+        self._since_step = 0.0
+
+    def feed(self, chunk: np.ndarray) -> list[Detection]:
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        self.model_audio.feed(chunk)
+        self.verify_audio.feed(chunk)
+        self.fed += len(chunk) / SOURCE_RATE
+        self._since_step += len(chunk) / SOURCE_RATE
+        if self._since_step < self.step:
+            return []
+        self._since_step = 0.0
+        return self._step(final=False)
+
+    def finish(self) -> list[Detection]:
+        """The stream ended: flush the resamplers and report what is left."""
+        empty = np.zeros(0, np.float32)
+        self.model_audio.feed(empty, last=True)
+        self.verify_audio.feed(empty, last=True)
+        return self._step(final=True)
+
+    @property
+    def now(self) -> float:
+        return min(self.model_audio.end, self.verify_audio.end)
+
+    def _step(self, final: bool) -> list[Detection]:
+        began = time.perf_counter()
+        now = self.now
+        kept, pieces, regular = self._new_windows(now, final)
+        result = ScanResult("live", float("inf"), [], self.threshold)
+        if pieces:
+            for key, windows in self.scanner.propose(kept, pieces, regular, self.meta, result).items():
+                self.pending.setdefault(key, []).extend(windows)
+        if self.pending:
+            feats = self.scanner.verifier.features(self.verify_audio.audio)
+            self.recent += self.scanner.verify(self.pending, feats, self.verify_audio.start, min(self.threshold, COHORT_FLOOR),
+                                               self.meta, result, self.checked, min_new=0.0 if final else self.min_new)
+        self._forget(now)
+        out = self._confirmed(now, final)
+        s = self.stats
+        s.windows += len(regular)
+        s.events += result.events
+        s.candidates += result.candidates
+        s.verified += result.verified
+        s.steps += 1
+        s.busy_seconds += time.perf_counter() - began
+        return out
+
+    def _new_windows(self, now: float, final: bool):
+        """Windows completed since the last step, with their audio at the model's rate."""
+        spans = []
+        while self.next_window + self.win <= now + 1e-9:
+            spans.append((self.next_window, self.next_window + self.win))
+            self.next_window += self.hop
+        if final and self.next_window < now and now - self.next_window > 0.25 * self.win:
+            spans.append((max(0.0, now - self.win), now))  # the tail, as the offline scan's last window
+            self.next_window = now
+        context = self.verify_audio.span(now - EVENT_CONTEXT - self.win, now)
+        offset = now - len(context) / RATE
+        events = []
+        for s, e in sound_events(logmel(context), offset, self.win):
+            complete = final or e <= now - 0.2 or e - s >= self.win - 1e-6
+            if s >= self.event_cursor and complete:
+                events.append((s, e))
+        if events:
+            self.event_cursor = max(s for s, _ in events) + 0.05
+        pieces, kept = [], []
+        for s, e in spans + events:
+            piece = self.model_audio.span(s, e)
+            if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
+                pieces.append(piece)
+                kept.append((s, e))
+        return kept, pieces, set(spans)
+
+    def _forget(self, now: float) -> None:
+        """Pending candidates tried through their windows' ends, and old detections, go."""
+        for key in [k for k, ws in self.pending.items() if self.checked.get(k, -1.0) > max(e for _, e in ws) + 0.05]:
+            del self.pending[key]
+            self.checked.pop(key, None)
+        horizon = now - KEEP_WINDOWS * self.win - EVENT_CONTEXT
+        for key in [k for k, ws in self.pending.items() if max(e for _, e in ws) < horizon]:
+            del self.pending[key]  # its audio is gone from the buffer
+            self.checked.pop(key, None)
+        self.recent = [d for d in self.recent if d.end >= horizon]
+        while self.reported and self.reported[0][1] < horizon - 60.0:
+            self.reported.popleft()
+
+    def _confirmed(self, now: float, final: bool) -> list[Detection]:
+        out = []
+        for d in merge_detections([Detection(**{**vars(x), "change": dict(x.change)}) for x in self.recent], self.hop):
+            if not final and d.end > now - self.hold:
+                continue
+            if d.score < self.threshold or d.score - d.runner_up < MIN_MARGIN:
+                continue
+            if any(fid == d.id and abs(onset - d.onset) <= 0.3 for fid, onset in self.reported):
+                continue
+            self.reported.append((d.id, d.onset))
+            out.append(d)
+        return out

@@ -1,0 +1,144 @@
+"""A monitor: a source's audio through a LiveScanner, each event out as a JSON-ready dict.
+
+Events (`type`):
+- `detection`: a library sound, as soon as it is confirmed, with the fields of `scan` (start, end,
+  score, id, name, label, speed, pitch_semitones, gain_db, margin, ...), the `stream_time` when it
+  was confirmed, the `wall_time` (Unix seconds) and `latency`: seconds from the moment the audio
+  of its end arrived to this event;
+- `status`: every `status_every` seconds: stream time, detections so far, gaps, the share of one
+  CPU the monitor used, its resident memory;
+- `gap`: the stream was lost and came back after `seconds`.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+
+from ..scan import DEFAULT_THRESHOLD, Detection, Scanner
+from .live import LiveScanner
+from .sources import Gap, open_source
+
+Sink = Callable[[dict], None]
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Monitor:
+    def __init__(self, scanner: Scanner, source: str, *, realtime: bool = False, threshold: float = DEFAULT_THRESHOLD,
+                 status_every: float = 10.0, sinks: list[Sink] | None = None):
+        self.scanner = scanner
+        self.source = source
+        self.realtime = realtime
+        self.live = LiveScanner(scanner, threshold=threshold)
+        self.status_every = status_every
+        self.sinks = list(sinks or [])
+        self.stop = threading.Event()
+        self.detections = 0
+        self.gaps = 0
+        self.state = "starting"
+        self.started = time.time()
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)  # (stream time, wall time) of fed chunks
+
+    def emit(self, event: dict) -> None:
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # a failing sink never stops the monitor
+                print(f"warning: an event sink failed ({exc})", file=sys.stderr, flush=True)
+
+    def run(self) -> None:
+        """Until the source ends (a file, stdin) or `stop` is set; a network source never ends by itself."""
+        self.state = "running"
+        last_status = time.monotonic()
+        for item in open_source(self.source, realtime=self.realtime, stop=self.stop):
+            if isinstance(item, Gap):
+                self.gaps += 1
+                self.emit({"type": "gap", "seconds": round(item.seconds, 2), "reason": item.reason,
+                           "stream_time": round(self.live.fed, 3), "wall_time": round(time.time(), 3)})
+                continue
+            found = self.live.feed(item)
+            self._arrivals.append((self.live.fed, time.time()))
+            self._report(found)
+            if time.monotonic() - last_status >= self.status_every:
+                self.emit(self.status())
+                last_status = time.monotonic()
+        if self.live.fed > 0:
+            self._report(self.live.finish())
+        self.state = "stopped" if self.stop.is_set() else "ended"
+        self.emit(self.status())
+
+    def _report(self, found: list[Detection]) -> None:
+        lib = self.scanner.library
+        for d in found:
+            self.detections += 1
+            now = time.time()
+            self.emit({"type": "detection", "stream_time": round(self.live.now, 3), "wall_time": round(now, 3),
+                       "latency": round(now - self._arrival_of(d.end), 3), **d.as_dict(), "model": lib.model})
+
+    def _arrival_of(self, stream_time: float) -> float:
+        """When the audio of this stream time arrived (wall time), from the fed chunks."""
+        for at, wall in self._arrivals:
+            if at >= stream_time:
+                return wall
+        return time.time()
+
+    def status(self) -> dict:
+        s = self.live.stats
+        return {"type": "status", "state": self.state, "source": self.source, "stream_time": round(self.live.fed, 3),
+                "wall_time": round(time.time(), 3), "detections": self.detections, "gaps": self.gaps,
+                "cpu_share": round(s.busy_seconds / max(self.live.fed, 1e-9), 4), "rss_mb": round(rss_mb(), 1),
+                "windows": s.windows, "candidates": s.candidates}
+
+
+def print_sink(out=None) -> Sink:
+    """One JSON line per event, flushed at once (another program reads them as they come)."""
+    def sink(event: dict) -> None:
+        print(json.dumps(event), file=out or sys.stdout, flush=True)
+
+    return sink
+
+
+def webhook_sink(url: str, timeout: float = 5.0) -> Sink:
+    """POSTs each detection to `url` from a thread of its own (a slow receiver never delays the
+    monitor; at most 1000 wait, the oldest are dropped beyond that)."""
+    import httpx
+
+    pending: queue.Queue = queue.Queue(maxsize=1000)
+
+    def post() -> None:
+        with httpx.Client(timeout=timeout) as client:
+            while True:
+                event = pending.get()
+                try:
+                    client.post(url, json=event)
+                except httpx.HTTPError as exc:
+                    print(f"warning: webhook {url} failed ({exc})", file=sys.stderr, flush=True)
+
+    threading.Thread(target=post, name="webhook", daemon=True).start()
+
+    def sink(event: dict) -> None:
+        if event["type"] != "detection":
+            return
+        if pending.full():
+            pending.get_nowait()
+        pending.put_nowait(event)
+
+    return sink
+
+
+__all__ = ["Monitor", "print_sink", "webhook_sink"]

@@ -1,0 +1,134 @@
+"""Where live audio comes from: a file (at real-time pace for demos and tests, or as fast as it
+decodes), stdin, or a network stream (Icecast/HTTP MP3, OGG, AAC, an HLS playlist), each as mono
+float32 chunks at SOURCE_RATE.
+
+Network streams and stdin are decoded by ffmpeg: the `ffmpeg` on PATH when there is one (Debian's
+`ffmpeg` package, kept up to date by the system), else the static binary of the `imageio-ffmpeg`
+wheel (a requirement, so a plain `pip install` can decode streams with no system package).
+A network stream that drops is opened again with backoff (1, 2, 4 ... 30 s); each gap is reported,
+and a transient error never ends the monitor.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..audio import AudioError
+from .live import SOURCE_RATE
+
+CHUNK_SECONDS = 0.25
+BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+@dataclass
+class Gap:
+    """The stream was lost for `seconds` (wall time) before it came back; `reason` says why."""
+
+    seconds: float
+    reason: str
+
+
+def ffmpeg_exe() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:
+        raise AudioError("stream", "needs ffmpeg to decode: install Debian's `ffmpeg` or the `imageio-ffmpeg` wheel") from None
+
+
+def is_url(spec: str) -> bool:
+    return spec.lower().startswith(("http://", "https://"))
+
+
+def open_source(spec: str, *, realtime: bool = False, stop: threading.Event | None = None) -> Iterator[np.ndarray | Gap]:
+    """The chunks (and gaps) of a source: a file path, "-" for stdin, or an http(s) URL."""
+    stop = stop or threading.Event()
+    if spec == "-":
+        return _ffmpeg_chunks("pipe:0", stop, stdin=True)
+    if is_url(spec):
+        return _network(spec, stop)
+    return _file(Path(spec), realtime, stop)
+
+
+def _file(path: Path, realtime: bool, stop: threading.Event) -> Iterator[np.ndarray]:
+    from ..audio import resample
+    from ..recording import Recording
+
+    rec = Recording(path)
+    began = time.monotonic()
+    at = 0.0
+    while at < rec.duration and not stop.is_set():
+        end = min(rec.duration, at + 10.0)
+        block = resample(rec.read(at, end), rec.rate, SOURCE_RATE)
+        step = int(CHUNK_SECONDS * SOURCE_RATE)
+        for i in range(0, len(block), step):
+            if stop.is_set():
+                return
+            chunk = block[i : i + step]
+            if realtime:  # the chunk's last sample is due at its stream time
+                due = began + at + (i + len(chunk)) / SOURCE_RATE
+                time.sleep(max(0.0, due - time.monotonic()))
+            yield chunk
+        at = end
+
+
+def _network(url: str, stop: threading.Event) -> Iterator[np.ndarray | Gap]:
+    """A network stream, opened again whenever it ends or fails, with backoff; never raises for
+    a transient failure (only `stop` ends it)."""
+    failures = 0
+    lost: float | None = None
+    reason = ""
+    while not stop.is_set():
+        got = False
+        try:
+            for chunk in _ffmpeg_chunks(url, stop, stdin=False):
+                if lost is not None:
+                    yield Gap(time.monotonic() - lost, reason)
+                    lost = None
+                got, failures = True, 0
+                yield chunk
+            reason = "the stream ended"
+        except AudioError as exc:
+            reason = exc.reason
+        if stop.is_set():
+            return
+        if lost is None:
+            lost = time.monotonic()
+        wait = BACKOFF[min(failures, len(BACKOFF) - 1)] if not got else BACKOFF[0]
+        failures += 1
+        stop.wait(wait)
+
+
+def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterator[np.ndarray]:
+    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"] if not stdin else [ffmpeg_exe(), "-hide_banner", "-loglevel", "error"]
+    if is_url(source):
+        # ffmpeg reads network streams with its own timeouts; a dead server ends it (then we back off)
+        args += ["-rw_timeout", "15000000"]
+    args += ["-i", source, "-vn", "-ac", "1", "-ar", str(SOURCE_RATE), "-f", "f32le", "pipe:1"]
+    proc = subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    size = int(CHUNK_SECONDS * SOURCE_RATE) * 4
+    try:
+        while not stop.is_set():
+            data = proc.stdout.read(size)
+            if not data:
+                break
+            usable = len(data) - len(data) % 4
+            yield np.frombuffer(data[:usable], dtype="<f4").astype(np.float32)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    if proc.returncode not in (0, None, -9) and not stop.is_set():
+        raise AudioError(source if not stdin else "stdin", f"could not be decoded ({err.splitlines()[-1] if err else 'ffmpeg failed'})")
