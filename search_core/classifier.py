@@ -2,9 +2,12 @@
 
 The neighbour vote (labels.py) can only be as right as a sound's nearest neighbour; a linear model
 over the embeddings weighs every labelled sound of every category at once. Logistic regression
-(multinomial, L2) on the unit embeddings, with classes balanced so that a category of 40 sounds
-does not drown one of 5; refit whenever the library changes (a fit on thousands of sounds takes
-well under a second). Categories with fewer than MIN_EXAMPLES sounds are left out of the fit.
+(multinomial, L2) on standardised unit embeddings (aisfx's cosines are compressed: every
+dimension is rescaled so the penalty treats them alike), with classes balanced so that a category
+of 40 sounds does not drown one of 5; refit whenever the library changes (a fit on the bundled 207
+sounds takes about a second). Categories with fewer than MIN_EXAMPLES sounds are left out.
+Measured on the bundled set (10-fold, two shuffles; README "How good is it?"): 0.618 against the
+vote's 0.599 (leave-one-out); C from 0.01 to 10000, raw or standardised, all gave 0.59-0.64.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 from .labels import is_labelled
 
 MIN_EXAMPLES = 2  # sounds a category needs to be learnt
-C = 10.0  # inverse L2 strength; unit vectors with compressed cosines need a weak penalty
+C = 1.0  # inverse L2 strength on standardised features
 MIN_PROBABILITY = 0.3  # under this the classifier makes no suggestion (too unsure to say)
 
 
@@ -35,12 +38,14 @@ class CategoryClassifier:
 
     def __init__(self, vectors: np.ndarray, labels: Sequence[str]):
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
         x, y = _usable(vectors, labels)
         self.labels = sorted(set(y))
         self.model = None
         if len(self.labels) >= 2:
-            self.model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(x, y)
+            self.model = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=3000)).fit(x, y)
 
     @property
     def ready(self) -> bool:
@@ -59,8 +64,8 @@ class CategoryClassifier:
 
 
 def cross_validated(vectors: np.ndarray, labels: Sequence[str], folds: int = 10, seed: int = 0) -> list[str | None]:
-    """Each sound's predicted category from a classifier fitted without it (stratified k-fold);
-    None where it could not be predicted (its category too small, or the model too unsure)."""
+    """Each sound's most likely category by a classifier fitted without it (stratified k-fold);
+    None where it could not be predicted (no other category to tell it from)."""
     labels = list(labels)
     out: list[str | None] = [None] * len(labels)
     rng = np.random.default_rng(seed)
@@ -73,7 +78,7 @@ def cross_validated(vectors: np.ndarray, labels: Sequence[str], folds: int = 10,
         train = np.flatnonzero(fold != k)
         clf = CategoryClassifier(vectors[train], [labels[i] for i in train])
         for i in test:
-            cat = clf.predict(vectors[i])
+            cat = clf.predict(vectors[i], min_probability=0.0)
             out[i] = cat.label if cat else None
     return out
 

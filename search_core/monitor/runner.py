@@ -81,6 +81,14 @@ class Monitor:
             self._report(self.live.finish())
         self.state = "stopped" if self.stop.is_set() else "ended"
         self.emit(self.status())
+        self.close()
+
+    def close(self) -> None:
+        """Let sinks that send in the background finish (a webhook's last detections)."""
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close:
+                close()
 
     def _report(self, found: list[Detection]) -> None:
         lib = self.scanner.library
@@ -113,32 +121,41 @@ def print_sink(out=None) -> Sink:
     return sink
 
 
-def webhook_sink(url: str, timeout: float = 5.0) -> Sink:
+class webhook_sink:  # noqa: N801 (a sink factory, like print_sink)
     """POSTs each detection to `url` from a thread of its own (a slow receiver never delays the
-    monitor; at most 1000 wait, the oldest are dropped beyond that)."""
-    import httpx
+    monitor; at most 1000 wait, the oldest are dropped beyond that). `close` waits (10 s at most)
+    for those still waiting, so a monitor that ends sends what it found."""
 
-    pending: queue.Queue = queue.Queue(maxsize=1000)
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url, self.timeout = url, timeout
+        self.pending: queue.Queue = queue.Queue(maxsize=1000)
+        threading.Thread(target=self._post, name="webhook", daemon=True).start()
 
-    def post() -> None:
-        with httpx.Client(timeout=timeout) as client:
+    def _post(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=self.timeout) as client:
             while True:
-                event = pending.get()
+                event = self.pending.get()
                 try:
-                    client.post(url, json=event)
+                    client.post(self.url, json=event)
                 except httpx.HTTPError as exc:
-                    print(f"warning: webhook {url} failed ({exc})", file=sys.stderr, flush=True)
+                    print(f"warning: webhook {self.url} failed ({exc})", file=sys.stderr, flush=True)
+                finally:
+                    self.pending.task_done()
 
-    threading.Thread(target=post, name="webhook", daemon=True).start()
-
-    def sink(event: dict) -> None:
+    def __call__(self, event: dict) -> None:
         if event["type"] != "detection":
             return
-        if pending.full():
-            pending.get_nowait()
-        pending.put_nowait(event)
+        if self.pending.full():
+            self.pending.get_nowait()
+            self.pending.task_done()
+        self.pending.put_nowait(event)
 
-    return sink
+    def close(self, wait: float = 10.0) -> None:
+        deadline = time.monotonic() + wait
+        while self.pending.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 __all__ = ["Monitor", "print_sink", "webhook_sink"]
