@@ -31,6 +31,9 @@ Sections:
   soak      (only with --only soak) 1,000 searches with distinct uploads through the REST and Gradio
             APIs of the running app: the visitor-file folder and RSS over time (benchmarks/soak.py);
             the run exits 1 when the folder ends over its bound or RSS grew more than 10 %
+  live      (only with --only live) wild recordings served at real-time pace over loopback HTTP and
+            followed by `monitor` (benchmarks/live.py): wall latency p50/p95 from a sound's end to its
+            line, recall/precision against the truth and the offline scan, CPU share, 1-3 streams at once
   server    (only with --only server) 1M x 512 vectors on a real Milvus server (benchmarks/server.py):
             insert rate, index build, load, restart, top-10 p50/p95 and recall@10 against exact;
             --server-size sets N, --server-uri uses a running server instead of starting one
@@ -54,7 +57,7 @@ from typing import Callable
 
 from .common import REPO, SAMPLE, table
 
-ALL = ["latency", "indexing", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server"]
+ALL = ["latency", "indexing", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server", "live"]
 DEFAULT = ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
 PLAIN_TABLES = ("latency", "indexing", "scale", "memory", "restart", "load", "server")  # one table each, in this order
 
@@ -135,9 +138,15 @@ def _server(args, work: Path, smoke: bool, models: list[str]):
     return bench_server(work, 2000 if smoke else args.server_size, 20 if smoke else 200, uri=args.server_uri)
 
 
+def _live(args, work: Path, smoke: bool, models: list[str]):
+    from .live import bench_live
+
+    return bench_live(work, "mfcc" if smoke else "aisfx", smoke)
+
+
 SECTIONS: dict[str, Callable] = {"latency": _latency, "indexing": _indexing, "scale": _scale, "memory": _memory, "scan": _scan,
                                  "wild": _wild, "dupes": _dupes, "restart": _restart, "map": _map, "load": _load,
-                                 "soak": _soak, "server": _server}
+                                 "soak": _soak, "server": _server, "live": _live}
 
 
 def _tables(name: str, rows) -> list[tuple[str, list[dict]]]:
@@ -147,13 +156,13 @@ def _tables(name: str, rows) -> list[tuple[str, list[dict]]]:
     import importlib
 
     module, func = {"scan": ("scan", "scan_tables"), "wild": ("wild", "wild_tables"), "dupes": ("dupes", "dupes_tables"),
-                    "map": ("libmap", "map_tables"), "soak": ("soak", "soak_tables")}[name]
+                    "map": ("libmap", "map_tables"), "soak": ("soak", "soak_tables"), "live": ("live", "live_tables")}[name]
     return getattr(importlib.import_module(f"benchmarks.{module}"), func)(rows)
 
 
 def report(result: dict) -> str:
     """The Markdown tables of a run: the plain sections first, then the others in run order."""
-    order = [k for k in PLAIN_TABLES if k in result] + [k for k in ("scan", "wild", "dupes", "map", "soak") if k in result]
+    order = [k for k in PLAIN_TABLES if k in result] + [k for k in ("scan", "wild", "dupes", "map", "soak", "live") if k in result]
     return "# Soundalike benchmarks" + "".join(table(title, rows) for k in order for title, rows in _tables(k, result[k]))
 
 

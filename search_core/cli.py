@@ -194,29 +194,6 @@ def cmd_scan(args) -> int:
     return 0
 
 
-def cmd_monitor(args) -> int:
-    """Follow SOURCE; one JSON line per event (see monitor/runner.py). Ctrl-C ends it cleanly."""
-    import signal
-
-    from .monitor import Monitor, print_sink, webhook_sink
-    from .scan import Scanner
-
-    if args.source != "-" and "://" not in args.source and not Path(args.source).is_file():
-        raise AudioError(args.source, "file not found (SOURCE is a file, - for stdin, or an http(s) URL)")
-    sinks = [print_sink()] + ([webhook_sink(args.webhook)] if args.webhook else [])
-    monitor = Monitor(Scanner(_library(args)), args.source, realtime=args.realtime, threshold=args.threshold,
-                      status_every=args.status_every, sinks=sinks)
-    signal.signal(signal.SIGTERM, lambda *_: monitor.stop.set())
-    try:
-        monitor.run()
-    except KeyboardInterrupt:
-        monitor.stop.set()
-        monitor.state = "stopped"
-        monitor.emit(monitor.status())
-        monitor.close()
-    return 0
-
-
 def cmd_find(args) -> int:
     from .scan import find
 
@@ -291,21 +268,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _monitor_parser(sub) -> None:
-    from .scan import DEFAULT_THRESHOLD
-
-    sp = sub.add_parser("monitor", help="follow a live SOURCE and print each library sound as it happens (JSON lines)")
-    sp.add_argument("source", help="an audio file, - for audio on stdin, or an http(s) stream URL (Icecast, HLS, ...)")
-    sp.add_argument("--realtime", action="store_true", help="play a file at real-time pace (demos, latency tests)")
-    sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"as for scan (default {DEFAULT_THRESHOLD})")
-    sp.add_argument("--webhook", metavar="URL", help="also POST each detection to URL as JSON")
-    sp.add_argument("--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines (default 10)")
-    sp.add_argument("--model", choices=("auto", *MODEL_NAMES), help="embedding model (default: $SOUNDALIKE_MODEL or auto)")
-    sp.add_argument("--collection", help="Milvus collection (default: <library>__<model>)")
-    sp.add_argument("--uri", help="Milvus URI (default: $MILVUS_URI or the Lite file in $SOUNDALIKE_DATA_DIR)")
-    sp.set_defaults(func=cmd_monitor)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m search_core", description="Soundalike: audio similarity search.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -342,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_scan)
 
-    _monitor_parser(sub)
+    from .monitor.command import add_parser as add_monitor
+
+    add_monitor(sub, _library)
 
     sp = sub.add_parser("find", help="where QUERY occurs in a RECORDING (no library needed)")
     sp.add_argument("query")

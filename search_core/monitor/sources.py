@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -117,6 +118,17 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
         args += ["-rw_timeout", "15000000"]
     args += ["-i", source, "-vn", "-ac", "1", "-ar", str(SOURCE_RATE), "-f", "f32le", "pipe:1"]
     proc = subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def end_on_stop() -> None:  # a read waiting on a silent stream ends as soon as the monitor stops
+        while proc.poll() is None:
+            if stop.wait(0.2):
+                proc.kill()
+                return
+
+    threading.Thread(target=end_on_stop, name="ffmpeg-stop", daemon=True).start()
+    said: deque[str] = deque(maxlen=5)  # ffmpeg's last words, read as they come (a full pipe would stall it)
+    threading.Thread(target=lambda: said.extend(line.decode(errors="replace").strip() for line in proc.stderr),
+                     name="ffmpeg-stderr", daemon=True).start()
     size = int(CHUNK_SECONDS * SOURCE_RATE) * 4
     try:
         while not stop.is_set():
@@ -129,6 +141,6 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
     if proc.returncode not in (0, None, -9) and not stop.is_set():
-        raise AudioError(source if not stdin else "stdin", f"could not be decoded ({err.splitlines()[-1] if err else 'ffmpeg failed'})")
+        time.sleep(0.1)  # its last line
+        raise AudioError(source if not stdin else "stdin", f"could not be decoded ({said[-1] if said else 'ffmpeg failed'})")

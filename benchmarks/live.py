@@ -1,0 +1,159 @@
+"""Live monitoring (`python -m benchmarks --only live`): recordings of the wild benchmark served at
+real-time pace over loopback HTTP, as an Icecast server would, and followed by `Monitor`.
+
+Per run: wall-clock latency from the end of each detected library sound (when its last sample was
+sent) to its event, p50/p95; recall and precision of the live detections against the ground truth
+and against the same recording scanned offline; the share of the machine one stream takes (CPU
+seconds / stream seconds); RSS at the start and the end. Then several streams at once, each in its
+own process: whether they keep real time (lag stays bounded) on this machine.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import REPO
+from .scan import match_insertions
+from .wild_mixes import build_wild_mix, split
+
+SEEDS = (100, 101)  # the wild benchmark's report seeds
+MINUTES = 2.0
+
+
+class PacedStream(http.server.BaseHTTPRequestHandler):
+    """Serves an OGG file at its real-time pace (its bytes spread over its duration)."""
+
+    data = b""
+    seconds = 1.0
+    started: list = []
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/ogg")
+        self.end_headers()
+        began = time.monotonic()
+        self.started.append(time.time())
+        per_second = len(self.data) / self.seconds
+        sent = 0
+        try:
+            while sent < len(self.data):
+                # a little ahead of the clock, as a server's buffer is (the decoder needs whole pages)
+                due = int(min(len(self.data), per_second * (time.monotonic() - began + 0.25)))
+                if due > sent:
+                    self.wfile.write(self.data[sent:due])
+                    self.wfile.flush()
+                    sent = due
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(path: Path, seconds: float) -> tuple[http.server.ThreadingHTTPServer, type]:
+    handler = type("Paced", (PacedStream,), {"data": path.read_bytes(), "seconds": seconds, "started": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, handler
+
+
+def follow(settings_env: dict, url: str, seconds: float) -> list[dict]:
+    """`python -m search_core monitor URL` for `seconds`, its JSON lines."""
+    log = open(Path(settings_env["SOUNDALIKE_DATA_DIR"]).parent / f"monitor-{time.time_ns()}.log", "w")  # a pipe nobody reads fills up
+    proc = subprocess.Popen([sys.executable, "-m", "search_core", "monitor", url, "--status-every", "10"], cwd=REPO,
+                            env={**os.environ, **settings_env}, stdout=subprocess.PIPE, stderr=log, text=True)
+    lines: list[dict] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(x) for x in proc.stdout), daemon=True)
+    reader.start()
+    time.sleep(seconds)
+    proc.send_signal(2)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    log.close()
+    return lines
+
+
+def bench_live(work: Path, model: str, smoke: bool) -> dict:
+    from search_core.library import Library
+    from search_core.scan import Scanner
+    from search_core.settings import Settings
+    from search_core.store import Store
+
+    settings = Settings(data_dir=work / f"live_{model}", model=model, allow_download=False)
+    library, _ = split()
+    Library(settings).index([p for p, _ in library])
+    env = {"SOUNDALIKE_DATA_DIR": str(settings.data_dir), "SOUNDALIKE_MODEL": model}
+    minutes = 0.5 if smoke else MINUTES
+    seeds = SEEDS[:1] if smoke else SEEDS
+    runs = []
+    for seed in seeds:
+        rec = work / f"live_{seed}.ogg"
+        truth = build_wild_mix(rec, minutes=minutes, seed=seed)
+        offline = Scanner(Library(settings)).scan(rec)
+        Store.close_all()
+        server, handler = serve(rec, minutes * 60)
+        lines = follow(env, f"http://127.0.0.1:{server.server_address[1]}/live.ogg", minutes * 60 + 20)
+        server.shutdown()
+        runs.append(score_run(seed, truth, lines, offline, handler.started[0] if handler.started else time.time()))
+        print(f"live seed {seed}: {runs[-1]}", file=sys.stderr)
+    return {"runs": runs, "streams": [] if smoke else concurrent(env, work, seeds[0], minutes)}
+
+
+def score_run(seed: int, truth: dict, lines: list[dict], offline, served_at: float) -> dict:
+    detections = [e for e in lines if e["type"] == "detection"]
+    statuses = [e for e in lines if e["type"] == "status"]
+    live_matched, live_used = match_insertions(truth["insertions"], detections, {})
+    off_matched, _ = match_insertions(truth["insertions"], [d.as_dict() for d in offline.detections], {})
+    live_found = sum(d is not None for _, d, _ in live_matched)
+    off_found = sum(d is not None for _, d, _ in off_matched)
+    # wall latency: the event's wall time minus when the sound's last sample was due on the wire
+    latency = [e["wall_time"] - (served_at + e["end"]) for e in detections]
+    return {
+        "seed": seed, "inserted": len(truth["insertions"]), "detections": len(detections),
+        "live_recall": round(live_found / max(1, len(truth["insertions"])), 3),
+        "offline_recall": round(off_found / max(1, len(truth["insertions"])), 3),
+        "live_precision": round(len(live_used) / max(1, len(detections)), 3),
+        "offline_detections": len(offline.detections),
+        "latency_p50_s": round(float(np.percentile(latency, 50)), 2) if latency else None,
+        "latency_p95_s": round(float(np.percentile(latency, 95)), 2) if latency else None,
+        "cpu_share": statuses[-1]["cpu_share"] if statuses else None,
+        "rss_start_mb": statuses[0]["rss_mb"] if statuses else None, "rss_end_mb": statuses[-1]["rss_mb"] if statuses else None,
+    }
+
+
+def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
+    """1, 2 and 3 streams at once: the lag of the last status (stream time behind the wall) tells
+    whether they keep real time."""
+    rec = work / f"live_{seed}.ogg"
+    out = []
+    for n in (1, 2, 3):
+        server, handler = serve(rec, minutes * 60)
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.ogg"
+        results: list[list[dict]] = [[] for _ in range(n)]
+        threads = [threading.Thread(target=lambda i=i: results[i].extend(follow(env, url, minutes * 60 + 20))) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        server.shutdown()
+        ends = [[e for e in r if e["type"] == "status"][-1] for r in results if any(e["type"] == "status" for e in r)]
+        out.append({"streams": n, "stream_seconds": [round(s["stream_time"], 1) for s in ends],
+                    "cpu_share_each": [s["cpu_share"] for s in ends],
+                    "kept_real_time": all(s["stream_time"] >= minutes * 60 - 3 for s in ends) and len(ends) == n})
+        print(f"live {n} streams: {out[-1]}", file=sys.stderr)
+    return out
+
+
+def live_tables(result: dict) -> list[tuple[str, list[dict]]]:
+    return [("live: one stream at real-time pace", result["runs"]),
+            ("live: streams at once (2 cores)", [{**r, "stream_seconds": " ".join(map(str, r["stream_seconds"])),
+                                                  "cpu_share_each": " ".join(map(str, r["cpu_share_each"]))} for r in result["streams"]])]
