@@ -235,14 +235,12 @@ class Scanner:
         events = [(s, e) for s, e in sound_events(logmel(block.audio[RATE]), block.offset, emb.window_seconds)
                   if block.start <= s < block.end]
         result.events += len(events)
-        pieces, kept = [], []
-        for s, e in list(spans) + events:
+
+        def cut(s: float, e: float) -> np.ndarray:
             a = max(0, int(round((s - block.offset) * emb.sample_rate)))
-            piece = audio[a : int(round((e - block.offset) * emb.sample_rate))]
-            if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
-                pieces.append(piece)
-                kept.append((s, e))
-        return kept, pieces
+            return audio[a : int(round((e - block.offset) * emb.sample_rate))]
+
+        return audible(list(spans) + events, cut)
 
     def propose(self, kept, pieces, regular: set, meta: dict, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
         """Stage 1: each window's nearest library files (segments), many windows per store query;
@@ -299,6 +297,17 @@ class Scanner:
             if checked is not None:
                 checked[key] = offset + max(first, limit + 1) / FRAMES_PER_SECOND
         return out
+
+
+def audible(windows, cut: Callable[[float, float], np.ndarray]) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
+    """The windows that are not silent, and their audio (`cut(start, end)`)."""
+    pieces, kept = [], []
+    for s, e in windows:
+        piece = cut(s, e)
+        if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
+            pieces.append(piece)
+            kept.append((s, e))
+    return kept, pieces
 
 
 def _ranges(windows, length: float, offset: float, first: int, limit: int) -> list[list[int]]:

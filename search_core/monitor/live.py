@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..matching import logmel
-from ..recording import SILENCE_PEAK
-from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, MIN_MARGIN, Detection, ScanResult, Scanner, _check_threshold,
+from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, MIN_MARGIN, Detection, ScanResult, Scanner, _check_threshold, audible,
                     merge_detections, sound_events)
 from ..verifiers import RATE
 
@@ -160,12 +159,7 @@ class LiveScanner:
                 events.append((s, e))
         if events:
             self.event_cursor = max(s for s, _ in events) + 0.05
-        pieces, kept = [], []
-        for s, e in spans + events:
-            piece = self.model_audio.span(s, e)
-            if piece.size and float(np.max(np.abs(piece))) >= SILENCE_PEAK:
-                pieces.append(piece)
-                kept.append((s, e))
+        kept, pieces = audible(spans + events, self.model_audio.span)
         return kept, pieces, set(spans)
 
     def _forget(self, now: float) -> None:
@@ -183,7 +177,7 @@ class LiveScanner:
 
     def _confirmed(self, now: float, final: bool) -> list[Detection]:
         out = []
-        for d in merge_detections([Detection(**{**vars(x), "change": dict(x.change)}) for x in self.recent], self.hop):
+        for d in merge_detections([replace(x, change=dict(x.change)) for x in self.recent], self.hop):  # it mutates
             if not final and d.end > now - self.hold:
                 continue
             if d.score < self.threshold or d.score - d.runner_up < MIN_MARGIN:

@@ -21,7 +21,7 @@ from typing import Callable
 
 
 from ..scan import DEFAULT_THRESHOLD, Detection, Scanner
-from .live import LiveScanner
+from .live import SOURCE_RATE, LiveScanner
 from .sources import Gap, open_source
 
 Sink = Callable[[dict], None]
@@ -71,8 +71,9 @@ class Monitor:
                 self.emit({"type": "gap", "seconds": round(item.seconds, 2), "reason": item.reason,
                            "stream_time": round(self.live.fed, 3), "wall_time": round(time.time(), 3)})
                 continue
+            # stamped on arrival, before the step it may trigger (its processing is part of the latency)
+            self._arrivals.append((self.live.fed + len(item) / SOURCE_RATE, time.time()))
             found = self.live.feed(item)
-            self._arrivals.append((self.live.fed, time.time()))
             self._report(found)
             if time.monotonic() - last_status >= self.status_every:
                 self.emit(self.status())
