@@ -89,6 +89,34 @@ def build_ui(service: Service) -> gr.Blocks:
                             clip_player = gr.Audio(visible=False, interactive=False, elem_id="scan-clip", buttons=["download"])
                         scan_table = gr.Dataframe(visible=False, interactive=False, label="Detections (click a row to hear it)", elem_id="scan-table", max_height=360)
                 scan_state = gr.State([])
+            with gr.Tab("Live", id="live"):
+                gr.Markdown("Listen through your microphone: library sounds are reported as they happen, and every sound "
+                            f"event is named by the library category it most likely is. A session lasts {settings.live_seconds:.0f} s at most.")
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        live_mic = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Microphone", elem_id="live-mic")
+                        live_status = gr.Markdown(elem_id="live-status")
+                        live_chart = gr.BarPlot(x="category", y="sounds", title="Sound events by category", elem_id="live-chart")
+                    with gr.Column(scale=5):
+                        live_timeline = gr.HTML(elem_id="live-timeline-box")
+                        with gr.Row():
+                            live_moment = gr.Audio(visible=False, interactive=False, elem_id="live-moment", buttons=["download"])
+                            live_clip = gr.Audio(visible=False, interactive=False, elem_id="live-clip", buttons=["download"])
+                        live_table = gr.Dataframe(interactive=False, label="Library sounds heard (click a row to hear it)",
+                                                  elem_id="live-table", max_height=300)
+                live_state = gr.State([])
+                with gr.Accordion("Operator: monitor a stream URL", open=False, visible=service.access.can_write() or bool(settings.admin_token)):
+                    gr.Markdown("The server follows the stream (Icecast, HLS) until stopped; its events: `GET /api/monitors/{id}/events` "
+                                "(Server-Sent Events), its categories per minute: `GET /api/monitors/{id}/categories.csv`.")
+                    with gr.Row():
+                        monitor_url = gr.Textbox(label="Stream URL (http/https)", elem_id="monitor-url")
+                        monitor_btn = gr.Button("Start monitor", elem_id="monitor-start")
+                    with gr.Row():
+                        monitor_id = gr.Textbox(label="Monitor id to stop")
+                        monitor_stop = gr.Button("Stop monitor", variant="stop")
+                        monitors_refresh = gr.Button("Refresh")
+                    monitor_msg = gr.Markdown()
+                    monitors_list = gr.Dataframe(interactive=False, label="Monitors", elem_id="monitors")
             with gr.Tab("Indexing", id="indexing"):
                 gr.Markdown("### The bundled game sounds\nFree game sound effects from Debian's game packages, labelled by category (see `sample_data/LICENSES.md`).")
                 sample_btn = gr.Button("Index the bundled game-sound set", variant="primary", elem_id="index-sample-btn")
@@ -152,6 +180,14 @@ def build_ui(service: Service) -> gr.Blocks:
                        api_name="scan", concurrency_limit=1, concurrency_id="scan")
         scan_table.select(h.scan_tab.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
         map_pick.change(h.map_tab.play_from_map, [map_pick], [map_player], api_visibility="private")
+        live_outputs = [live_timeline, live_table, live_chart, live_status, live_state]
+        live_mic.stream(h.live_tab.listen, [live_mic], live_outputs, stream_every=0.5, time_limit=int(settings.live_seconds),
+                        concurrency_limit=max(1, settings.live_sessions), concurrency_id="live", api_visibility="private")
+        live_mic.stop_recording(h.live_tab.stopped, None, live_outputs, api_visibility="private")
+        live_table.select(h.live_tab.play, [live_state], [live_moment, live_clip], api_visibility="private")
+        monitor_btn.click(h.live_tab.start_monitor, [monitor_url, token], [monitor_msg, monitors_list], api_visibility="private")
+        monitor_stop.click(h.live_tab.stop_monitor, [monitor_id, token], [monitor_msg, monitors_list], api_visibility="private")
+        monitors_refresh.click(h.live_tab.monitors_table, [token], [monitors_list], api_visibility="private")
     return demo
 
 

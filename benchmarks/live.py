@@ -145,7 +145,30 @@ def score_run(seed: int, truth: dict, lines: list[dict], offline, served_at: flo
         "monitor_latency_p95_s": round(float(np.percentile(own, 95)), 2) if own else None,
         "cpu_share": statuses[-1]["cpu_share"] if statuses else None,
         "rss_start_mb": statuses[0]["rss_mb"] if statuses else None, "rss_end_mb": statuses[-1]["rss_mb"] if statuses else None,
+        **sounds_like_scores(truth, [e for e in lines if e["type"] == "sound"], [ev.as_dict() for ev in offline.sounds],
+                              {label for _, label in split()[0]}),
     }
+
+
+def sounds_like_scores(truth: dict, live: list[dict], offline: list[dict], categories: set[str]) -> dict:
+    """The category layer on the inserted sounds: how many are sound events (one starting within
+    0.5 s of the insertion), and how often the event's category is the sound's own label, for the
+    library sounds and for the sounds that are not in the library (held out: other games'
+    recordings; only those whose label is one of the library's categories can be right)."""
+    def rate(placed: list[dict], events: list[dict]) -> tuple[float, float]:
+        heard = right = 0
+        for ins in placed:
+            near = [e for e in events if abs(e["start"] - ins["start"]) <= 0.5]
+            heard += bool(near)
+            right += any(e["label"] == ins["label"] for e in near)
+        return heard / max(1, len(placed)), right / max(1, len(placed))
+
+    unseen = [d for d in truth["distractors"] if d["label"] in categories]
+    lib_heard, lib_right = rate(truth["insertions"], live)
+    new_heard, new_right = rate(unseen, live)
+    return {"sound_events": len(live), "events_offline": len(offline), "inserted_heard": round(lib_heard, 3),
+            "category_right_library": round(lib_right, 3), "category_right_unseen": round(new_right, 3),
+            "unseen_heard": round(new_heard, 3), "unseen": len(unseen)}
 
 
 def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:

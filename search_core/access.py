@@ -5,6 +5,7 @@ Permission rules (a hosted demo is public):
 - index the bundled sample set: always allowed (idempotent, only adds known files);
 - write (index the visitor's own files): needs the operator token when one is set, is refused in
   public mode without one, and is open on a private/local run;
+- monitor (follow a stream URL: the server fetches it): as write;
 - destroy (delete an item, clear the library): needs the token when one is set, else
   SOUNDALIKE_ADMIN=1; refused otherwise.
 """
@@ -43,6 +44,13 @@ class Access:
             raise PermissionDenied(
                 "Adding files is disabled on this public demo. The operator can allow it with "
                 "SOUNDALIKE_ADMIN_TOKEN (and send it as a bearer token)."
+            )
+
+    def require_monitor(self, token: str | None = None) -> None:
+        if not self.can_write(token):
+            raise PermissionDenied(
+                "Monitoring a stream makes the server fetch a URL, so only the operator may start or read one here. "
+                "The operator can allow it with SOUNDALIKE_ADMIN_TOKEN (and send it as a bearer token)."
             )
 
     def require_destroy(self, token: str | None = None) -> None:

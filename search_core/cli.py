@@ -195,7 +195,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_find(args) -> int:
-    from .scan import find
+    from .find import find
 
     bar, update = _seconds_bar("searching")
     try:

@@ -1,5 +1,5 @@
-"""Moments: which library sounds occur inside a long recording, and when (`scan`); where one sound
-occurs in a recording (`find`).
+"""Moments: which library sounds occur inside a long recording, and when (`scan`; where one given
+sound occurs in a recording is find.py).
 
 scan, in two stages, streamed block by block (memory does not grow with the recording's length):
 1. candidates: the recording is embedded in the model's windows (the same windows the library's
@@ -12,9 +12,6 @@ scan, in two stages, streamed block by block (memory does not grow with the reco
 Then one entry per occurrence: detections of the same file that overlap are one, consecutive
 segments of a long library file that line up are joined, and where different files claim the same
 moment the best-scoring one wins, if it beats the best of the others by MIN_MARGIN.
-
-find needs no model and no library: the query's template against the whole recording, through
-the same verifier.
 """
 from __future__ import annotations
 
@@ -25,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import AudioError, load_audio
+from .audio import AudioError
 from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
 from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
@@ -92,6 +89,7 @@ class ScanResult:
     events: int = 0  # sound events embedded besides the regular windows
     verified: int = 0  # distinct (file, region) alignments computed
     unverifiable: list[str] = field(default_factory=list)  # library files that could not be read
+    sounds: list = field(default_factory=list)  # sounds_like.SoundEvent: every sound event's likely category
 
     def as_dict(self, model: str, collection: str) -> dict:
         return {
@@ -101,33 +99,16 @@ class ScanResult:
             "duration": round(self.duration, 3),
             "threshold": self.threshold,
             "detections": [d.as_dict() for d in self.detections],
+            "sounds": [ev.as_dict() for ev in self.sounds],
+            "categories": self.categories().as_dict(),
         }
 
+    def categories(self):
+        from .sounds_like import CategoryCounts
 
-@dataclass
-class Match:
-    start: float
-    end: float
-    score: float
-    change: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4), **self.change}
-
-
-@dataclass
-class FindResult:
-    query: str
-    recording: str
-    duration: float
-    query_duration: float
-    matches: list[Match]
-    threshold: float
-
-    def as_dict(self) -> dict:
-        return {"query": self.query, "recording": self.recording, "duration": round(self.duration, 3),
-                "query_duration": round(self.query_duration, 3), "threshold": self.threshold,
-                "matches": [m.as_dict() for m in self.matches]}
+        counts = CategoryCounts()
+        counts.add(self.sounds)
+        return counts
 
 
 def _check_threshold(threshold: float) -> float:
@@ -137,7 +118,8 @@ def _check_threshold(threshold: float) -> float:
     return threshold
 
 
-def _overlap(a: Detection | Match, b: Detection | Match) -> float:
+def _overlap(a, b) -> float:
+    """Seconds two occurrences (Detection or find.Match) overlap."""
     return max(0.0, min(a.end, b.end) - max(a.start, b.start))
 
 
@@ -179,9 +161,12 @@ def merge_detections(found: list[Detection], hop: float) -> list[Detection]:
 class Scanner:
     """Scans recordings against one Library; keeps library templates between scans (bounded)."""
 
-    def __init__(self, library, verifier: str | None = None):
+    def __init__(self, library, verifier: str | None = None, *, sounds_like: bool = True):
+        from .sounds_like import SoundsLike
+
         self.library = library
         self.verifier = make_verifier(verifier or library.settings.verifier)
+        self.sounds_like = SoundsLike(library) if sounds_like else None  # names every sound event's category
 
     def open(self, path: str | Path, name: str | None = None) -> Recording:
         emb = self.library.embedder
@@ -245,12 +230,16 @@ class Scanner:
     def propose(self, kept, pieces, regular: set, meta: dict, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
         """Stage 1: each window's nearest library files (segments), many windows per store query;
         {(file id, segment start, segment end): the windows that proposed it}. `meta` gains the
-        proposed files' metadata."""
+        proposed files' metadata; `result.sounds` the sound events' categories (sounds_like.py)."""
         lib = self.library
         proposals: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
         for i in range(0, len(pieces), EMBED_BATCH):
             batch = kept[i : i + EMBED_BATCH]
-            found = lib.store.search_rows(lib.embedder.embed(pieces[i : i + EMBED_BATCH]), CANDIDATES_PER_EVENT)
+            vectors, tags = lib.embedder.embed_tagged(pieces[i : i + EMBED_BATCH])
+            if self.sounds_like is not None:
+                ev = [j for j, w in enumerate(batch) if w not in regular]
+                result.sounds += self.sounds_like.label([batch[j] for j in ev], vectors[ev], None if tags is None else tags[ev])
+            found = lib.store.search_rows(vectors, CANDIDATES_PER_EVENT)
             for w, rows in zip(batch, found):
                 for r in rows[: CANDIDATES_PER_WINDOW if w in regular else CANDIDATES_PER_EVENT]:
                     proposals.setdefault((r.file_id, r.start, r.end), []).append(w)
@@ -353,41 +342,3 @@ def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: floa
         end = min(offset + b / FRAMES_PER_SECOND + 0.1, start + longest)
         out.append((max(0.0, start), end))
     return out
-
-
-def find(query: str | Path, recording: str | Path, settings, *, threshold: float = DEFAULT_THRESHOLD,
-         query_name: str | None = None, recording_name: str | None = None, progress: ScanProgress | None = None) -> FindResult:
-    """Every occurrence of one sound in a recording (no model, no library)."""
-    threshold = _check_threshold(threshold)
-    qname = query_name or Path(query).name
-    clip = load_audio(query, RATE, max_seconds=settings.max_query_seconds, name=qname)
-    verifier = make_verifier(settings.verifier)
-    tpl = verifier.make_template(clip.samples)
-    if tpl is None:
-        raise AudioError(qname, "is silent (no sound above -80 dBFS); nothing to look for")
-    rec = Recording(recording, name=recording_name, max_seconds=settings.max_scan_seconds)
-    if clip.duration > rec.duration:
-        raise AudioError(qname, f"is {clip.duration:.1f} s long, longer than the recording ({rec.duration:.1f} s); "
-                                "find looks for a shorter sound inside a longer recording")
-    found: list[Match] = []
-    loudest = 0.0
-    for block in rec.blocks((RATE,), BLOCK_SECONDS, 1.15 * (tpl.length + tpl.lead) + 0.5):
-        loudest = max(loudest, block.peak)
-        if block.peak < SILENCE_PEAK:
-            continue
-        feats = verifier.features(block.audio[RATE])
-        limit = verifier.frames(feats) - tpl.frames
-        for hit in verifier.hits(tpl, feats, 0, limit, threshold) if limit >= 0 else []:
-            onset = block.offset + hit.position / FRAMES_PER_SECOND - tpl.lead * hit.scale
-            at = onset + tpl.lead * hit.scale
-            if block.start <= at < block.end or (block.end >= rec.duration and at >= block.start):
-                found.append(Match(max(0.0, onset), min(rec.duration, onset + clip.duration * hit.scale), hit.score, hit.change()))
-        if progress:
-            progress(block.end, rec.duration)
-    if loudest < SILENCE_PEAK:
-        raise AudioError(rec.name, "is silent (no sound above -80 dBFS); nothing to search in")
-    kept: list[Match] = []
-    for m in sorted(found, key=lambda m: -m.score):
-        if not any(_overlap(m, k) > 0.5 * (m.end - m.start) for k in kept):
-            kept.append(m)
-    return FindResult(qname, rec.name, rec.duration, clip.duration, sorted(kept, key=lambda m: m.start), threshold)

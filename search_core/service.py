@@ -8,8 +8,10 @@
 - `uploads` (uploads.py)       — visitors' files checked, zips expanded, stored by content hash;
 - `jobs`    (jobs.py)          — the REST API's background jobs;
 - `files`   (visitor_files.py) — the bounded life of visitor files, and the housekeeper;
-- `views`   (library_views.py) — the map and duplicate groups, cached per library state.
-A new capability (a live monitor, say) is a new collaborator, not more methods here.
+- `views`   (library_views.py) — the map and duplicate groups, cached per library state;
+- `monitors` (monitor/manager.py) — the operator's stream monitors, their events and counts;
+- `live`    (monitor/sessions.py) — visitors' microphone sessions, within their limits.
+A new capability is a new collaborator, not more methods here.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from .library_views import LibraryViews
 from .libmap import MapLayout
 from .loading import LibraryLoader, ModelLoading
 from .media import Media
+from .monitor.manager import Monitors
+from .monitor.sessions import LiveSessions
 from .search import SearchResult
 from .settings import Settings
 from .status import AppStatus
@@ -55,6 +59,11 @@ class Service:
         self.jobs = Jobs(self.settings, self.files.in_use, indexing=lambda: self.library.indexing)
         self._scanner = None
         self._scanner_lock = threading.Lock()
+        s = self.settings
+        self.monitors = Monitors(lambda: self.scanner, limit=s.max_monitors)
+        self.live = LiveSessions(lambda: self.scanner, lambda: self.files.excerpt_dir, seconds=s.live_seconds,
+                                 sessions=s.live_sessions, per_visitor=s.live_per_visitor)
+        self._configured_started = False
 
     @property
     def library(self):
@@ -68,6 +77,9 @@ class Service:
     def _loaded(self) -> None:
         if self.files.housekeeper is not None:  # a serving app: the map is ready when first opened
             self.views.warm_map()
+            if not self._configured_started:  # and the operator's monitors follow their streams
+                self._configured_started = True
+                self.monitors.start_configured(self.settings.monitors_file)
 
     def _changed(self) -> None:
         """The library changed: cached views of it (map, duplicates) are stale. A serving app
@@ -197,7 +209,8 @@ class Service:
 
     def find(self, query: Path, recording: Path, threshold: float | None = None, query_name: str | None = None,
              recording_name: str | None = None, progress=None):
-        from .scan import DEFAULT_THRESHOLD, find
+        from .find import find
+        from .scan import DEFAULT_THRESHOLD
 
         return find(query, recording, self.settings, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
                     query_name=query_name, recording_name=recording_name, progress=progress)

@@ -83,6 +83,13 @@ class Settings:
     # told its URL; the secret comes from that card unless given here.
     app_url: str | None = None
     app_secret: str | None = None
+    # Live monitoring in the app: stream monitors (operator only: they make the server fetch URLs),
+    # the file of URLs started with the app, and the limits of visitors' microphone sessions.
+    monitors_file: Path | None = None
+    max_monitors: int = 4
+    live_seconds: float = 300.0  # longest microphone session
+    live_sessions: int = 4  # microphone sessions at once, all visitors
+    live_per_visitor: int = 1  # ... and per visitor (by address)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -118,6 +125,11 @@ class Settings:
             job_retention=_env_float("SOUNDALIKE_JOB_RETENTION", 3600.0),
             app_url=env.get("SOUNDALIKE_APP") or None,
             app_secret=env.get("SOUNDALIKE_APP_SECRET") or None,
+            monitors_file=Path(env["SOUNDALIKE_MONITORS"]).expanduser() if env.get("SOUNDALIKE_MONITORS") else None,
+            max_monitors=int(_env_float("SOUNDALIKE_MAX_MONITORS", 4)),
+            live_seconds=_env_float("SOUNDALIKE_LIVE_SECONDS", 300.0),
+            live_sessions=int(_env_float("SOUNDALIKE_LIVE_SESSIONS", 4)),
+            live_per_visitor=int(_env_float("SOUNDALIKE_LIVE_PER_VISITOR", 1)),
         )
         values.update(overrides)
         return cls(**values)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def wild(tmp_path_factory):
     lib = Library(settings)
     lib.index([p for p, _ in library])
     truth = build_wild_mix(root / "wild.ogg", minutes=1.5, seed=100)
-    yield settings, lib, root / "wild.ogg", {i["name"]: i for i in truth["insertions"]}
+    yield settings, lib, root / "wild.ogg", {i["name"]: i for i in truth["insertions"]}, truth
     Store.close_all()
 
 
@@ -46,7 +47,7 @@ def right(event: dict, inserted: dict) -> bool:
 
 
 def test_live_scan_finds_what_the_offline_scan_finds_about_a_second_after_each_sound(wild):
-    settings, lib, recording, inserted = wild
+    settings, lib, recording, inserted, truth = wild
     scanner = Scanner(lib)
     offline = {d.name for d in scanner.scan(recording).detections if right(d.as_dict(), inserted)}
     events: list[dict] = []
@@ -62,6 +63,17 @@ def test_live_scan_finds_what_the_offline_scan_finds_about_a_second_after_each_s
     status = events[-1]
     assert status["type"] == "status" and status["state"] == "ended" and status["detections"] == len(detections)
     assert status["stream_time"] == pytest.approx(90.0, abs=0.5)
+    # the "sounds like" layer: sound events named by the library's categories, counted
+    sounds = [e for e in events if e["type"] == "sound"]
+    categories = set(lib.store.label_counts())
+    assert sounds and all(e["label"] in categories and 0.3 <= e["probability"] <= 1.0 for e in sounds)
+    assert status["categories"] == dict(Counter(e["label"] for e in sounds))
+    placed = truth["insertions"] + truth["distractors"]
+    heard = [ins for ins in placed if any(abs(e["start"] - ins["start"]) < 0.5 for e in sounds)]
+    assert len(heard) >= 0.6 * len(placed)  # most inserted sounds are events
+    # the detected library sounds are mostly named as their own category
+    own = [any(e["label"] == d["label"] and e["start"] < d["end"] and e["end"] > d["start"] for e in sounds) for d in detections]
+    assert sum(own) >= 0.6 * len(own), own
 
 
 def monitor_cli(args: list[str], settings: Settings, **kwargs) -> subprocess.Popen:
@@ -85,7 +97,7 @@ class _Hook(http.server.BaseHTTPRequestHandler):
 
 
 def test_monitor_reads_stdin_prints_json_lines_and_posts_each_detection(wild):
-    settings, lib, recording, inserted = wild
+    settings, lib, recording, inserted, _ = wild
     Store.close_all()  # the CLI opens the same Lite file in its own process
     hook = type("Hook", (_Hook,), {"received": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), hook)
@@ -131,7 +143,7 @@ class _Stream(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_dropped_stream_is_reported_and_reopened_and_ctrl_c_ends_it_cleanly(wild):
-    settings, lib, recording, inserted = wild
+    settings, lib, recording, inserted, _ = wild
     Store.close_all()
     handler = type("Handler", (_Stream,), {"data": recording.read_bytes(), "served": 0})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -12,7 +12,8 @@ from benchmarks.mixes import build_mix, write_ogg
 from search_core.audio import AudioError, load_audio
 from search_core.library import Library
 from search_core.matching import RATE, logmel, make_template, ncc_profile
-from search_core.scan import DEFAULT_THRESHOLD, Scanner, find
+from search_core.find import find
+from search_core.scan import DEFAULT_THRESHOLD, Scanner
 
 from .conftest import SAMPLE_DATA
 

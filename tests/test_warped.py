@@ -12,7 +12,8 @@ from benchmarks.mixes import write_ogg
 from benchmarks.wild_mixes import build_wild_mix, split
 from search_core.audio import load_audio
 from search_core.library import Library
-from search_core.scan import DEFAULT_THRESHOLD, Scanner, find
+from search_core.find import find
+from search_core.scan import DEFAULT_THRESHOLD, Scanner
 
 from .conftest import SAMPLE_DATA
 

@@ -8,6 +8,7 @@ for bigger applications:
 - `indexing.py` — indexing jobs;
 - `scans.py`    — scan a recording, find a sound in one;
 - `dupes.py`    — near-duplicate groups, delete the extra copies;
+- `monitors.py` — stream monitors: start, list, follow (Server-Sent Events), counts, stop;
 - `models.py`, `deps.py`, `errors.py` — the shapes, the shared dependencies, the error statuses.
 The operator's local endpoints (the CLI through a running app) are `search_core/local_api.py`.
 """
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 
 from ..local_api import local_router
 from ..service import Service
-from . import dupes, indexing, library, scans, search
+from . import dupes, indexing, library, monitors, scans, search
 from .errors import add_error_handlers
 
 __all__ = ["create_api"]
@@ -33,7 +34,7 @@ def create_api(service: Service) -> FastAPI:
     )
     app.state.service = service  # what every route's ServiceDep reads
     add_error_handlers(app, service)
-    for module in (search, dupes, library, indexing, scans):
+    for module in (search, dupes, library, indexing, scans, monitors):
         app.include_router(module.router, prefix="/api")
     app.include_router(local_router(service))
     return app

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..scan import DEFAULT_THRESHOLD
+
 
 class Tag(BaseModel):
     label: str = Field(description="an AudioSet class")
@@ -117,6 +119,25 @@ class Detection(BaseModel):
     audio_url: str | None = Field(description="GET this to play the library sound")
 
 
+class SoundEvent(BaseModel):
+    """A sound event and the library category it most likely is (library sound or not)."""
+    start: float
+    end: float
+    label: str
+    probability: float
+    tags: list[Tag] | None = None
+
+
+class MinuteCounts(BaseModel):
+    minute: int
+    counts: dict[str, int]
+
+
+class CategoryCounts(BaseModel):
+    total: dict[str, int] = Field(description="sound events per category, most frequent first")
+    per_minute: list[MinuteCounts]
+
+
 class ScanReport(BaseModel):
     model: str
     collection: str
@@ -124,6 +145,26 @@ class ScanReport(BaseModel):
     duration: float
     threshold: float
     detections: list[Detection]
+    sounds: list[SoundEvent] = Field(default_factory=list, description="every sound event's likely category")
+    categories: CategoryCounts | None = None
+
+
+class MonitorStart(BaseModel):
+    url: str = Field(description="an http(s) stream: Icecast/MP3/OGG/AAC, an HLS playlist")
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, le=1, description="as for scan")
+
+
+class MonitorInfo(BaseModel):
+    id: str
+    source: str
+    state: str = Field(description="starting, running, stopped, ended or failed")
+    started: float = Field(description="Unix time")
+    stream_time: float = Field(description="seconds of the stream heard")
+    detections: int
+    gaps: int
+    categories: dict[str, int]
+    configured: bool = Field(description="started from SOUNDALIKE_MONITORS (comes back when the app restarts)")
+    error: str | None = None
 
 
 class ScanStarted(BaseModel):

@@ -17,6 +17,7 @@ def add_parser(sub, open_library: Callable) -> None:
     sp.add_argument("--realtime", action="store_true", help="play a file at real-time pace (demos, latency tests)")
     sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"as for scan (default {DEFAULT_THRESHOLD})")
     sp.add_argument("--webhook", metavar="URL", help="also POST each detection to URL as JSON")
+    sp.add_argument("--counts-csv", metavar="FILE", help="keep FILE a CSV of the sound categories heard per minute (rewritten at each status line)")
     sp.add_argument("--status-every", type=float, default=10.0, metavar="S", help="seconds between status lines (default 10)")
     sp.add_argument("--model", choices=("auto", *MODEL_NAMES), help="embedding model (default: $SOUNDALIKE_MODEL or auto)")
     sp.add_argument("--collection", help="Milvus collection (default: <library>__<model>)")
@@ -35,7 +36,7 @@ def run(args, open_library: Callable) -> int:
         raise AudioError(args.source, "file not found (SOURCE is a file, - for stdin, or an http(s) URL)")
     sinks = [print_sink()] + ([webhook_sink(args.webhook)] if args.webhook else [])
     monitor = Monitor(Scanner(open_library(args)), args.source, realtime=args.realtime, threshold=args.threshold,
-                      status_every=args.status_every, sinks=sinks)
+                      status_every=args.status_every, sinks=sinks, counts_csv=args.counts_csv)
     # Ctrl-C and SIGTERM end the current step, then the monitor (a KeyboardInterrupt in the middle of
     # a store call could leave Milvus Lite's in-process server locked at exit)
     signal.signal(signal.SIGTERM, lambda *_: monitor.stop.set())

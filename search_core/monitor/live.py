@@ -94,6 +94,7 @@ class LiveScanner:
         self.recent: list[Detection] = []
         self.reported: deque[tuple[str, float]] = deque()  # (file id, onset) of what was reported
         self.stats = LiveStats()
+        self.heard: list = []  # sounds_like.SoundEvent of the steps since take_sounds
         self._since_step = 0.0
 
     def feed(self, chunk: np.ndarray) -> list[Detection]:
@@ -139,6 +140,12 @@ class LiveScanner:
         s.verified += result.verified
         s.steps += 1
         s.busy_seconds += time.perf_counter() - began
+        self.heard += result.sounds
+        return out
+
+    def take_sounds(self) -> list:
+        """The sound events categorised since the last call (sounds_like.py), oldest first."""
+        out, self.heard = self.heard, []
         return out
 
     def _new_windows(self, now: float, final: bool):

@@ -7,7 +7,11 @@ Events (`type`):
   of its end arrived to this event;
 - `status`: every `status_every` seconds: stream time, detections so far, gaps, the share of one
   CPU the monitor used, its resident memory;
+- `sound`: a sound event and the library category it most likely is (sounds_like.py), library
+  sound or not: start, end, label, probability (and the model's own tags where it has them);
 - `gap`: the stream was lost and came back after `seconds`.
+The categories are also counted per minute (`counts`, a sounds_like.CategoryCounts; `counts_csv`
+rewrites a CSV of them at every status line and at the end).
 """
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ import sys
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Callable
 
-
 from ..scan import DEFAULT_THRESHOLD, Detection, Scanner
+from ..sounds_like import CategoryCounts, SoundEvent
 from .live import SOURCE_RATE, LiveScanner
 from .sources import Gap, open_source
 
@@ -40,7 +45,7 @@ def rss_mb() -> float:
 
 class Monitor:
     def __init__(self, scanner: Scanner, source: str, *, realtime: bool = False, threshold: float = DEFAULT_THRESHOLD,
-                 status_every: float = 10.0, sinks: list[Sink] | None = None):
+                 status_every: float = 10.0, sinks: list[Sink] | None = None, counts_csv: str | Path | None = None):
         self.scanner = scanner
         self.source = source
         self.realtime = realtime
@@ -51,6 +56,8 @@ class Monitor:
         self.detections = 0
         self.gaps = 0
         self.state = "starting"
+        self.counts = CategoryCounts()
+        self.counts_csv = Path(counts_csv) if counts_csv else None
         self.started = time.time()
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)  # (stream time, wall time) of fed chunks
 
@@ -73,16 +80,22 @@ class Monitor:
                 continue
             # stamped on arrival, before the step it may trigger (its processing is part of the latency)
             self._arrivals.append((self.live.fed + len(item) / SOURCE_RATE, time.time()))
-            found = self.live.feed(item)
-            self._report(found)
+            self._report(self.live.feed(item))
             if time.monotonic() - last_status >= self.status_every:
-                self.emit(self.status())
+                self._status()
                 last_status = time.monotonic()
         if self.live.fed > 0:
             self._report(self.live.finish())
         self.state = "stopped" if self.stop.is_set() else "ended"
-        self.emit(self.status())
+        self._status()
         self.close()
+
+    def _status(self) -> None:
+        self.emit(self.status())
+        if self.counts_csv is not None:
+            tmp = self.counts_csv.with_name(self.counts_csv.name + ".tmp")
+            tmp.write_text(self.counts.to_csv())
+            tmp.replace(self.counts_csv)  # a reader never sees half a file
 
     def close(self) -> None:
         """Let sinks that send in the background finish (a webhook's last detections)."""
@@ -92,12 +105,18 @@ class Monitor:
                 close()
 
     def _report(self, found: list[Detection]) -> None:
+        self._heard(self.live.take_sounds())
         lib = self.scanner.library
         for d in found:
             self.detections += 1
             now = time.time()
             self.emit({"type": "detection", "stream_time": round(self.live.now, 3), "wall_time": round(now, 3),
                        "latency": round(now - self._arrival_of(d.end), 3), **d.as_dict(), "model": lib.model})
+
+    def _heard(self, sounds: list[SoundEvent]) -> None:
+        self.counts.add(sounds)
+        for ev in sounds:
+            self.emit({"type": "sound", "stream_time": round(self.live.now, 3), "wall_time": round(time.time(), 3), **ev.as_dict()})
 
     def _arrival_of(self, stream_time: float) -> float:
         """When the audio of this stream time arrived (wall time), from the fed chunks."""
@@ -111,7 +130,7 @@ class Monitor:
         return {"type": "status", "state": self.state, "source": self.source, "stream_time": round(self.live.fed, 3),
                 "wall_time": round(time.time(), 3), "detections": self.detections, "gaps": self.gaps,
                 "cpu_share": round(s.busy_seconds / max(self.live.fed, 1e-9), 4), "rss_mb": round(rss_mb(), 1),
-                "windows": s.windows, "candidates": s.candidates}
+                "windows": s.windows, "candidates": s.candidates, "categories": dict(self.counts.total.most_common())}
 
 
 def print_sink(out=None) -> Sink:

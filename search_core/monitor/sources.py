@@ -115,7 +115,8 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
     args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin"] if not stdin else [ffmpeg_exe(), "-hide_banner", "-loglevel", "error"]
     if is_url(source):
         # ffmpeg reads network streams with its own timeouts; a dead server ends it (then we back off)
-        args += ["-rw_timeout", "15000000"]
+        # and only network protocols: a playlist cannot make it read the server's own files
+        args += ["-rw_timeout", "15000000", "-protocol_whitelist", "http,https,tcp,tls,crypto"]
     args += ["-i", source, "-vn", "-ac", "1", "-ar", str(SOURCE_RATE), "-f", "f32le", "pipe:1"]
     proc = subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

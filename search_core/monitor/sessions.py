@@ -1,0 +1,155 @@
+"""Visitors' microphone sessions (the app's Live tab): each a LiveScanner fed by the browser's
+chunks, with what the tab shows (the level, detections, the sounds' categories, their counts).
+
+Limits, for a public demo: a session lasts `live_seconds` at most (Gradio's `time_limit` ends the
+stream; `feed` refuses beyond it too), `live_sessions` run at once, `live_per_visitor` per visitor
+(by address). A session the browser stops feeding (a closed tab, a dropped connection) is ended
+after IDLE_SECONDS, so its slot comes back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..scan import Scanner
+from ..sounds_like import CategoryCounts, SoundEvent
+from .live import SOURCE_RATE, LiveScanner
+
+IDLE_SECONDS = 10.0
+SHOWN_SECONDS = 120.0  # the timeline's span: the last two minutes
+LEVEL_STEP = 0.25  # seconds per level point
+KEEP_DETECTIONS = 200
+
+
+class LiveLimit(Exception):
+    """No microphone session for this visitor now; the message says why."""
+
+
+@dataclass
+class MicSession:
+    id: str
+    visitor: str
+    live: LiveScanner
+    clips: Path  # where the stream's moment of each detection is written (a visitor file: swept)
+    started: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    counts: CategoryCounts = field(default_factory=CategoryCounts)
+    levels: deque = field(default_factory=lambda: deque(maxlen=int(SHOWN_SECONDS / LEVEL_STEP)))  # (time, dBFS)
+    sounds: deque = field(default_factory=lambda: deque(maxlen=400))  # SoundEvent, the recent ones
+    detections: list = field(default_factory=list)  # dicts, as the monitor's events, plus "moment" (a wav path)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _resampler: object = None
+    _rate: int = 0
+    _level_at: float = 0.0
+    _peak: float = 0.0
+
+    def feed(self, rate: int, samples: np.ndarray) -> None:
+        """One chunk from the browser: int16 or float, mono or (n, channels), at `rate`."""
+        x = np.asarray(samples)
+        if x.dtype.kind in "iu":
+            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+        x = x.astype(np.float32, copy=False)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if rate != self._rate:  # first chunk (or the device changed): a new resampler
+            import soxr
+
+            self._rate = rate
+            self._resampler = None if rate == SOURCE_RATE else soxr.ResampleStream(rate, SOURCE_RATE, 1, dtype="float32")
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x)
+        self._levels(x)
+        found = self.live.feed(x)
+        self._take(found)
+
+    def finish(self) -> None:
+        self._take(self.live.finish())
+
+    def _levels(self, x: np.ndarray) -> None:
+        step = int(LEVEL_STEP * SOURCE_RATE)
+        at = self.live.fed
+        for i in range(0, len(x), step):
+            part = x[i : i + step]
+            self._peak = max(self._peak, float(np.abs(part).max()) if len(part) else 0.0)
+            t = at + (i + len(part)) / SOURCE_RATE
+            if t - self._level_at >= LEVEL_STEP:
+                self.levels.append((t, 20 * np.log10(max(self._peak, 1e-4))))
+                self._level_at, self._peak = t, 0.0
+
+    def _take(self, found) -> None:
+        heard: list[SoundEvent] = self.live.take_sounds()
+        self.counts.add(heard)
+        self.sounds.extend(heard)
+        for d in found:
+            event = {**d.as_dict(), "stream_time": round(self.live.now, 3), "moment": self._moment(d.start, d.end)}
+            self.detections.append(event)
+        del self.detections[:-KEEP_DETECTIONS]
+
+    def _moment(self, start: float, end: float) -> str | None:
+        """The stream's audio of a detection, written while it is still in the scanner's buffer."""
+        buf = self.live.verify_audio
+        audio = buf.span(start - 0.2, end + 0.2)
+        if not len(audio):
+            return None
+        self.clips.mkdir(parents=True, exist_ok=True)
+        path = self.clips / f"{self.id}-{len(self.detections) + 1:04d}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(buf.rate)
+            w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        return str(path)
+
+
+class LiveSessions:
+    """The microphone sessions of one app. `scanner()` makes a Scanner over its library."""
+
+    def __init__(self, scanner: Callable[[], Scanner], clips: Callable[[], Path], *, seconds: float = 300.0,
+                 sessions: int = 4, per_visitor: int = 1):
+        self.scanner, self.clips = scanner, clips
+        self.seconds, self.limit, self.per_visitor = seconds, sessions, per_visitor
+        self._all: dict[str, MicSession] = {}
+        self._lock = threading.Lock()
+
+    def session(self, session_id: str, visitor: str) -> MicSession:
+        """This visitor's session (a new one within the limits)."""
+        now = time.monotonic()
+        with self._lock:
+            for sid in [s for s, m in self._all.items() if now - m.seen > IDLE_SECONDS]:
+                del self._all[sid]  # the browser went away
+            got = self._all.get(session_id)
+            if got is not None:
+                if now - got.started > self.seconds + 5.0:
+                    raise LiveLimit(f"A live session lasts {self.seconds:.0f} s at most here; start again.")
+                got.seen = now
+                return got
+            if sum(m.visitor == visitor for m in self._all.values()) >= self.per_visitor:
+                raise LiveLimit(f"You have {self.per_visitor} live session(s) running already (the most per visitor here); "
+                                "stop it first.")
+            if len(self._all) >= self.limit:
+                raise LiveLimit(f"{len(self._all)} live sessions run on this server now, the most it allows; try again soon.")
+            scanner = self.scanner()
+            got = MicSession(session_id, visitor, LiveScanner(scanner), self.clips())
+            self._all[session_id] = got
+            return got
+
+    def end(self, session_id: str) -> MicSession | None:
+        with self._lock:
+            got = self._all.pop(session_id, None)
+        if got is not None:
+            with got.lock:
+                got.finish()
+        return got
+
+    def running(self) -> int:
+        return len(self._all)
+
+
+__all__ = ["LiveLimit", "LiveSessions", "MicSession"]

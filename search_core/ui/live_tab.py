@@ -1,0 +1,143 @@
+"""The Live tab: the visitor's microphone followed as it streams in (library sounds reported as they
+happen, every sound event's category counted), and, for the operator, monitors of stream URLs."""
+from __future__ import annotations
+
+import html
+import zlib
+
+import gradio as gr
+import pandas as pd
+
+from ..monitor.manager import MonitorLimit
+from ..monitor.sessions import SHOWN_SECONDS, LiveLimit, MicSession
+from ..timeline import clock
+from .page import USER_ERRORS, Tab
+
+DETECTION_COLUMNS = ["#", "at", "sound", "category", "score", "speed", "pitch (semitones)"]
+WIDTH, HEIGHT = 900, 170
+
+
+def visitor(request: gr.Request | None) -> str:
+    """Who a session belongs to, for the per-visitor limit: the address the request came from."""
+    headers = getattr(request, "headers", None) or {}
+    client = getattr(request, "client", None)
+    forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()  # behind a Space's proxy
+    return forwarded or (client.host if client else "unknown")
+
+
+def _colour(label: str) -> str:
+    return f"hsl({zlib.crc32(label.encode()) % 360}, 60%, 55%)"
+
+
+def timeline_svg(session: MicSession) -> str:
+    """The last SHOWN_SECONDS: the level (grey), the library sounds found (bands, named) and the
+    category of every sound event (ticks under the axis)."""
+    now = max(session.live.fed, 1e-6)
+    t0 = max(0.0, now - SHOWN_SECONDS)
+    span = max(now - t0, 1.0)
+
+    def x(t: float) -> float:
+        return round((t - t0) / span * WIDTH, 1)
+
+    def y(db: float) -> float:
+        return round(10 + (min(0.0, db) / -80.0) * 100, 1)
+
+    parts = [f'<svg id="live-timeline" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" height="{HEIGHT}" '
+             'xmlns="http://www.w3.org/2000/svg" style="background:var(--block-background-fill)">']
+    pts = " ".join(f"{x(t)},{y(db)}" for t, db in session.levels if t >= t0)
+    if pts:
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="#9aa0ad" stroke-width="1"/>')
+    for i, d in enumerate(session.detections):
+        if d["end"] < t0:
+            continue
+        a, b = x(max(d["start"], t0)), x(d["end"])
+        name = html.escape(f'{d["name"]} ({d["label"]}, {d["score"]:.2f})')
+        parts.append(f'<g class="live-detection" data-name="{html.escape(d["name"])}"><rect x="{a}" y="10" width="{max(b - a, 2)}" '
+                     f'height="100" fill="{_colour(d["label"])}" opacity="0.45"><title>{name}</title></rect>'
+                     f'<text x="{a + 2}" y="{22 + 12 * (i % 3)}" font-size="11">{html.escape(d["name"])}</text></g>')
+    for ev in session.sounds:
+        if ev.end < t0:
+            continue
+        parts.append(f'<rect class="live-sound" x="{x(max(ev.start, t0))}" y="118" width="{max(x(ev.end) - x(max(ev.start, t0)), 2)}" '
+                     f'height="14" fill="{_colour(ev.label)}"><title>{html.escape(ev.label)} {ev.probability:.2f}</title></rect>')
+    parts.append(f'<text x="2" y="160" font-size="11">{clock(t0)}</text>'
+                 f'<text x="{WIDTH - 2}" y="160" font-size="11" text-anchor="end">{clock(now)}</text>'
+                 f'<text x="{WIDTH / 2}" y="160" font-size="11" text-anchor="middle">sounds like (category of each sound event)</text></svg>')
+    return "".join(parts)
+
+
+class LiveTab(Tab):
+    def listen(self, chunk, request: gr.Request):
+        """One chunk of the visitor's microphone: fed to their session; the tab's view back."""
+        if chunk is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        rate, samples = chunk
+        try:
+            session = self.service.live.session(request.session_hash or "local", visitor(request))
+            with session.lock:
+                session.feed(int(rate), samples)
+                return self.view(session)
+        except LiveLimit as exc:
+            raise gr.Error(str(exc)) from None
+        except USER_ERRORS as exc:
+            raise self.error(exc) from None
+
+    def stopped(self, request: gr.Request):
+        """The microphone stopped (or the time limit ended the stream): the session's last view."""
+        session = self.service.live.end(request.session_hash or "local")
+        if session is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return self.view(session, ended=True)
+
+    def view(self, session: MicSession, ended: bool = False):
+        """(timeline, detections table, category counts, status line, detections state)."""
+        dets = session.detections
+        table = pd.DataFrame([{"#": i + 1, "at": clock(d["start"], 1), "sound": d["name"], "category": d["label"],
+                               "score": round(d["score"], 3), "speed": d.get("speed"), "pitch (semitones)": d.get("pitch_semitones")}
+                              for i, d in enumerate(dets)], columns=DETECTION_COLUMNS)
+        counts = pd.DataFrame({"category": list(session.counts.total), "sounds": list(session.counts.total.values())})
+        heard = sum(session.counts.total.values())
+        status = (f"{'Ended' if ended else 'Listening'}: {clock(session.live.fed)} heard · **{len(dets)} library "
+                  f"sound{'s' * (len(dets) != 1)}** found · {heard} sound event{'s' * (heard != 1)} named by category")
+        return timeline_svg(session), table, counts, status, dets
+
+    def play(self, detections, evt: gr.SelectData):
+        """A detection row: the microphone's moment beside the library sound."""
+        if not detections:
+            return gr.skip(), gr.skip()
+        i = int(evt.index[0])
+        d = detections[i]
+        clip = self.service.media.playable(d["path"])
+        if clip and d.get("duration") and d["end"] - d["start"] < d["duration"] - 0.05:
+            clip = self.service.media.excerpt(clip, d["clip_start"], d["clip_start"] + (d["end"] - d["start"]))
+        name = f"{i + 1}. {d['name']} — {d['label']} (score {d['score']:.2f})"
+        return (gr.update(value=d.get("moment"), label=f"{i + 1}. Heard at {clock(d['start'], 1)}", visible=True),
+                gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
+
+    # -- the operator's stream monitors ------------------------------------------------------------
+    def start_monitor(self, url, token):
+        try:
+            self.service.access.require_monitor(token or None)
+            info = self.service.monitors.start(url)
+        except (MonitorLimit, *USER_ERRORS) as exc:
+            raise self.error(exc) from None
+        return f"Started monitor `{info['id']}` on {info['source']}.", self.monitors_table(token)
+
+    def stop_monitor(self, monitor_id, token):
+        try:
+            self.service.access.require_monitor(token or None)
+            info = self.service.monitors.stop((monitor_id or "").strip())
+        except KeyError as exc:
+            raise gr.Error(str(exc.args[0])) from None
+        except USER_ERRORS as exc:
+            raise self.error(exc) from None
+        return f"Stopped monitor `{info['id']}` after {clock(info['stream_time'])}.", self.monitors_table(token)
+
+    def monitors_table(self, token) -> pd.DataFrame:
+        if not self.service.access.can_write(token or None):
+            return pd.DataFrame()
+        rows = [{"id": m["id"], "source": m["source"], "state": m["state"], "heard": clock(m["stream_time"]),
+                 "library sounds": m["detections"], "gaps": m["gaps"],
+                 "top categories": ", ".join(f"{k} {v}" for k, v in list(m["categories"].items())[:4])}
+                for m in self.service.monitors.list()]
+        return pd.DataFrame(rows, columns=["id", "source", "state", "heard", "library sounds", "gaps", "top categories"])
