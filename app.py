@@ -96,7 +96,8 @@ def build_ui(service: Service) -> gr.Blocks:
                     with gr.Column(scale=2):
                         live_mic = gr.Audio(sources=["microphone"], type="numpy", streaming=True, label="Microphone", elem_id="live-mic")
                         live_status = gr.Markdown(elem_id="live-status")
-                        live_chart = gr.BarPlot(x="category", y="sounds", title="Sound events by category", elem_id="live-chart")
+                        live_chart = gr.HTML(elem_id="live-chart")
+                        live_csv = gr.File(label="Categories per minute (CSV)", visible=False, elem_id="live-csv")
                     with gr.Column(scale=5):
                         live_timeline = gr.HTML(elem_id="live-timeline-box")
                         with gr.Row():
@@ -105,6 +106,7 @@ def build_ui(service: Service) -> gr.Blocks:
                         live_table = gr.Dataframe(interactive=False, label="Library sounds heard (click a row to hear it)",
                                                   elem_id="live-table", max_height=300)
                 live_state = gr.State([])
+                live_timer = gr.Timer(1.0, active=False)  # redraws the view while the microphone streams
                 with gr.Accordion("Operator: monitor a stream URL", open=False, visible=service.access.can_write() or bool(settings.admin_token)):
                     gr.Markdown("The server follows the stream (Icecast, HLS) until stopped; its events: `GET /api/monitors/{id}/events` "
                                 "(Server-Sent Events), its categories per minute: `GET /api/monitors/{id}/categories.csv`.")
@@ -180,9 +182,12 @@ def build_ui(service: Service) -> gr.Blocks:
                        api_name="scan", concurrency_limit=1, concurrency_id="scan")
         scan_table.select(h.scan_tab.play_moment, [scan_state], [moment_player, clip_player], api_visibility="private")
         map_pick.change(h.map_tab.play_from_map, [map_pick], [map_player], api_visibility="private")
-        live_outputs = [live_timeline, live_table, live_chart, live_status, live_state]
-        live_mic.stream(h.live_tab.listen, [live_mic], live_outputs, stream_every=0.5, time_limit=int(settings.live_seconds),
+        live_outputs = [live_timeline, live_table, live_chart, live_status, live_state, live_csv]
+        live_mic.stream(h.live_tab.listen, [live_mic], None, stream_every=0.5, time_limit=int(settings.live_seconds),
                         concurrency_limit=max(1, settings.live_sessions), concurrency_id="live", api_visibility="private")
+        live_mic.start_recording(lambda: gr.Timer(active=True), None, live_timer, api_visibility="private", queue=False)
+        live_timer.tick(h.live_tab.refresh, None, live_outputs, api_visibility="private", concurrency_limit=None, concurrency_id="live-view")
+        live_mic.stop_recording(lambda: gr.Timer(active=False), None, live_timer, api_visibility="private", queue=False)
         live_mic.stop_recording(h.live_tab.stopped, None, live_outputs, api_visibility="private")
         live_table.select(h.live_tab.play, [live_state], [live_moment, live_clip], api_visibility="private")
         monitor_btn.click(h.live_tab.start_monitor, [monitor_url, token], [monitor_msg, monitors_list], api_visibility="private")

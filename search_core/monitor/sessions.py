@@ -1,6 +1,12 @@
 """Visitors' microphone sessions (the app's Live tab): each a LiveScanner fed by the browser's
 chunks, with what the tab shows (the level, detections, the sounds' categories, their counts).
 
+Gradio's streaming input keeps only the newest chunk of an event while its handler runs (the
+browser sends one every 0.1 s), so a handler that scanned in place would lose the audio that came
+meanwhile: measured, 21 s of 32 s reached the app. The handler only queues the chunk (`push`); a
+worker thread per session scans. Its queue holds MAX_BACKLOG seconds; beyond that (a machine
+slower than real time) the oldest audio is dropped and counted.
+
 Limits, for a public demo: a session lasts `live_seconds` at most (Gradio's `time_limit` ends the
 stream; `feed` refuses beyond it too), `live_sessions` run at once, `live_per_visitor` per visitor
 (by address). A session the browser stops feeding (a closed tab, a dropped connection) is ended
@@ -8,6 +14,7 @@ after IDLE_SECONDS, so its slot comes back.
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import wave
@@ -26,6 +33,7 @@ IDLE_SECONDS = 10.0
 SHOWN_SECONDS = 120.0  # the timeline's span: the last two minutes
 LEVEL_STEP = 0.25  # seconds per level point
 KEEP_DETECTIONS = 200
+MAX_BACKLOG = 30.0  # seconds of audio waiting for the worker
 
 
 class LiveLimit(Exception):
@@ -45,10 +53,71 @@ class MicSession:
     sounds: deque = field(default_factory=lambda: deque(maxlen=400))  # SoundEvent, the recent ones
     detections: list = field(default_factory=list)  # dicts, as the monitor's events, plus "moment" (a wav path)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = 0  # grows whenever detections or categories changed (the tab redraws them)
+    shown: int = -1  # the version the tab shows
+    received: float = 0.0  # seconds of audio that reached the server
+    first_chunk: float | None = None  # when the first did (monotonic)
+    dropped: float = 0.0  # seconds of audio dropped because the worker fell behind
+    error: str | None = None  # why the worker stopped, if it failed
+    _chunks: queue.Queue = field(default_factory=queue.Queue)
+    _backlog: float = 0.0
+    _worker: threading.Thread | None = None
     _resampler: object = None
     _rate: int = 0
     _level_at: float = 0.0
     _peak: float = 0.0
+
+    def push(self, rate: int, samples: np.ndarray) -> None:
+        """Queue one chunk from the browser for the worker (returns at once)."""
+        seconds = len(samples) / max(rate, 1)
+        self.received += seconds
+        if self.first_chunk is None:
+            self.first_chunk = time.monotonic()
+        while self._backlog + seconds > MAX_BACKLOG:
+            try:
+                _, old = self._chunks.get_nowait()
+            except queue.Empty:
+                break
+            if old is not None:
+                self._backlog -= len(old[1]) / max(old[0], 1)
+                self.dropped += len(old[1]) / max(old[0], 1)
+        self._backlog += seconds
+        self._chunks.put((time.monotonic(), (rate, samples)))
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name=f"live-{self.id[:8]}", daemon=True)
+            self._worker.start()
+
+    @property
+    def missing(self) -> float:
+        """Seconds of the microphone's audio that never reached the server: wall time since the
+        first chunk beyond the audio received (Gradio keeps only the newest chunk of a stream
+        while the previous one is processed, and a slow connection delays them)."""
+        if self.first_chunk is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.first_chunk - self.received - 1.0)
+
+    def close(self, wait: float = 30.0) -> None:
+        """Scan what is queued, then the end of the stream."""
+        if self._worker is not None:
+            self._chunks.put((time.monotonic(), None))
+            self._worker.join(wait)
+        with self.lock:
+            if self.error is None:
+                self.finish()
+
+    def _work(self) -> None:
+        while True:
+            _, item = self._chunks.get()
+            if item is None:
+                return
+            self._backlog -= len(item[1]) / max(item[0], 1)
+            try:
+                with self.lock:
+                    self.feed(*item)
+            except Exception as exc:  # the tab says so; the app keeps serving
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.version += 1
+                return
 
     def feed(self, rate: int, samples: np.ndarray) -> None:
         """One chunk from the browser: int16 or float, mono or (n, channels), at `rate`."""
@@ -91,6 +160,8 @@ class MicSession:
             event = {**d.as_dict(), "stream_time": round(self.live.now, 3), "moment": self._moment(d.start, d.end)}
             self.detections.append(event)
         del self.detections[:-KEEP_DETECTIONS]
+        if heard or found:
+            self.version += 1
 
     def _moment(self, start: float, end: float) -> str | None:
         """The stream's audio of a detection, written while it is still in the scanner's buffer."""
@@ -123,7 +194,7 @@ class LiveSessions:
         now = time.monotonic()
         with self._lock:
             for sid in [s for s, m in self._all.items() if now - m.seen > IDLE_SECONDS]:
-                del self._all[sid]  # the browser went away
+                self._all.pop(sid)._chunks.put((now, None))  # the browser went away: its worker ends
             got = self._all.get(session_id)
             if got is not None:
                 if now - got.started > self.seconds + 5.0:
@@ -140,12 +211,14 @@ class LiveSessions:
             self._all[session_id] = got
             return got
 
+    def get(self, session_id: str) -> MicSession | None:
+        return self._all.get(session_id)
+
     def end(self, session_id: str) -> MicSession | None:
         with self._lock:
             got = self._all.pop(session_id, None)
         if got is not None:
-            with got.lock:
-                got.finish()
+            got.close()
         return got
 
     def running(self) -> int:

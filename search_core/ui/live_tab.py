@@ -66,40 +66,72 @@ def timeline_svg(session: MicSession) -> str:
     return "".join(parts)
 
 
+def counts_html(total) -> str:
+    """Sound events per category as horizontal bars, most frequent first."""
+    if not total:
+        return "<div id='live-counts'><em>No sound events yet.</em></div>"
+    top = max(total.values())
+    rows = "".join(f"<div class='live-count' data-label='{html.escape(k)}' style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
+                   f"<span style='width:110px;text-align:right;font-size:12px'>{html.escape(k)}</span>"
+                   f"<span style='display:inline-block;height:12px;width:{max(2, round(180 * v / top))}px;background:{_colour(k)}'></span>"
+                   f"<span style='font-size:12px'>{v}</span></div>" for k, v in total.most_common())
+    return f"<div id='live-counts'><strong>Sound events by category</strong>{rows}</div>"
+
+
 class LiveTab(Tab):
-    def listen(self, chunk, request: gr.Request):
-        """One chunk of the visitor's microphone: fed to their session; the tab's view back."""
+    def listen(self, chunk, request: gr.Request) -> None:
+        """One chunk of the visitor's microphone, queued for their session (`refresh` shows it)."""
         if chunk is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         rate, samples = chunk
         try:
             session = self.service.live.session(request.session_hash or "local", visitor(request))
-            with session.lock:
-                session.feed(int(rate), samples)
-                return self.view(session)
+            session.push(int(rate), samples)  # scanned by the session's worker: this returns at once
         except LiveLimit as exc:
             raise gr.Error(str(exc)) from None
         except USER_ERRORS as exc:
             raise self.error(exc) from None
 
+    def refresh(self, request: gr.Request):
+        """The view of the visitor's running session (a timer redraws it: an update returned by the
+        stream's own handler would hold up its next chunks, and Gradio keeps only the newest)."""
+        session = self.service.live.get(request.session_hash or "local")
+        if session is None:
+            return (gr.skip(),) * 6
+        with session.lock:
+            return self.view(session, full=session.version != session.shown)
+
     def stopped(self, request: gr.Request):
         """The microphone stopped (or the time limit ended the stream): the session's last view."""
         session = self.service.live.end(request.session_hash or "local")
         if session is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return self.view(session, ended=True)
+            return (gr.skip(),) * 6
+        *shown, _ = self.view(session, ended=True)
+        csv = session.clips / f"{session.id}-categories.csv"
+        csv.write_text(session.counts.to_csv())
+        return (*shown, gr.update(value=str(csv), visible=True))
 
-    def view(self, session: MicSession, ended: bool = False):
-        """(timeline, detections table, category counts, status line, detections state)."""
-        dets = session.detections
-        table = pd.DataFrame([{"#": i + 1, "at": clock(d["start"], 1), "sound": d["name"], "category": d["label"],
-                               "score": round(d["score"], 3), "speed": d.get("speed"), "pitch (semitones)": d.get("pitch_semitones")}
-                              for i, d in enumerate(dets)], columns=DETECTION_COLUMNS)
-        counts = pd.DataFrame({"category": list(session.counts.total), "sounds": list(session.counts.total.values())})
+    def view(self, session: MicSession, ended: bool = False, full: bool = True):
+        """(timeline, detections table, category counts, status line, detections state, CSV (skipped));
+        not `full`: the timeline and the status line only (the rest did not change)."""
+        session.shown = session.version
+        dets = list(session.detections)
         heard = sum(session.counts.total.values())
         status = (f"{'Ended' if ended else 'Listening'}: {clock(session.live.fed)} heard · **{len(dets)} library "
                   f"sound{'s' * (len(dets) != 1)}** found · {heard} sound event{'s' * (heard != 1)} named by category")
-        return timeline_svg(session), table, counts, status, dets
+        if session.dropped:
+            status += f" · this server fell behind: {session.dropped:.0f} s of audio skipped"
+        if session.missing > max(2.0, 0.05 * session.received):
+            status += f" · about {session.missing:.0f} s of the microphone's audio did not reach the server (a slow connection or a busy server)"
+        if session.error:
+            status += f" · stopped: {self.service.access.visible_error(RuntimeError(session.error))}"
+        if not full:
+            return timeline_svg(session), gr.skip(), gr.skip(), status, gr.skip(), gr.skip()
+        table = pd.DataFrame([{"#": i + 1, "at": clock(d["start"], 1), "sound": d["name"], "category": d["label"],
+                               "score": round(d["score"], 3), "speed": d.get("speed"), "pitch (semitones)": d.get("pitch_semitones")}
+                              for i, d in enumerate(dets)], columns=DETECTION_COLUMNS)
+        counts = counts_html(session.counts.total)
+        return timeline_svg(session), table, counts, status, dets, gr.skip()
 
     def play(self, detections, evt: gr.SelectData):
         """A detection row: the microphone's moment beside the library sound."""
