@@ -175,3 +175,12 @@ def test_a_dropped_stream_is_reported_and_reopened_and_ctrl_c_ends_it_cleanly(wi
     detections = [e for e in lines if e["type"] == "detection"]
     # stream time runs on across reconnects, so places are not the recording's: names are checked
     assert detections and all(e["name"] in inserted for e in detections)
+
+
+@pytest.mark.skipif(Path("/dev/snd").exists(), reason="this machine has a sound device")
+def test_a_machine_without_a_microphone_gets_a_clear_message(wild):
+    settings = wild[0]
+    Store.close_all()
+    proc = monitor_cli(["mic"], settings)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "no microphone could be opened (ffmpeg -f " in err and "Traceback" not in err, err

@@ -13,7 +13,8 @@ def add_parser(sub, open_library: Callable) -> None:
     from ..scan import DEFAULT_THRESHOLD
 
     sp = sub.add_parser("monitor", help="follow a live SOURCE and print each library sound as it happens (JSON lines)")
-    sp.add_argument("source", help="an audio file, - for audio on stdin, or an http(s) stream URL (Icecast, HLS, ...)")
+    sp.add_argument("source", help="an audio file, - for audio on stdin, an http(s) stream URL (Icecast, HLS, ...), "
+                                   "or mic (mic:DEVICE) for a microphone")
     sp.add_argument("--realtime", action="store_true", help="play a file at real-time pace (demos, latency tests)")
     sp.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"as for scan (default {DEFAULT_THRESHOLD})")
     sp.add_argument("--webhook", metavar="URL", help="also POST each detection to URL as JSON")
@@ -32,8 +33,10 @@ def run(args, open_library: Callable) -> int:
     from .runner import Monitor, print_sink, webhook_sink
     from ..scan import Scanner
 
-    if args.source != "-" and "://" not in args.source and not Path(args.source).is_file():
-        raise AudioError(args.source, "file not found (SOURCE is a file, - for stdin, or an http(s) URL)")
+    from .sources import is_mic
+
+    if args.source != "-" and "://" not in args.source and not is_mic(args.source) and not Path(args.source).is_file():
+        raise AudioError(args.source, "file not found (SOURCE is a file, - for stdin, an http(s) URL, or mic)")
     sinks = [print_sink()] + ([webhook_sink(args.webhook)] if args.webhook else [])
     monitor = Monitor(Scanner(open_library(args)), args.source, realtime=args.realtime, threshold=args.threshold,
                       status_every=args.status_every, sinks=sinks, counts_csv=args.counts_csv)

@@ -1,6 +1,11 @@
 """Where live audio comes from: a file (at real-time pace for demos and tests, or as fast as it
-decodes), stdin, or a network stream (Icecast/HTTP MP3, OGG, AAC, an HLS playlist), each as mono
-float32 chunks at SOURCE_RATE.
+decodes), stdin, a network stream (Icecast/HTTP MP3, OGG, AAC, an HLS playlist) or a microphone,
+each as mono float32 chunks at SOURCE_RATE.
+
+A microphone (`mic`, or `mic:DEVICE`) is captured by ffmpeg's own input devices, so no audio
+library is added: PulseAudio where a Pulse server runs, else ALSA on Linux (device `default`),
+AVFoundation on macOS (`:0`), DirectShow on Windows (`audio=NAME`: name the device). A machine
+with no sound device gets a clear message, not a retry loop.
 
 Network streams and stdin are decoded by ffmpeg: the `ffmpeg` on PATH when there is one (Debian's
 `ffmpeg` package, kept up to date by the system), else the static binary of the `imageio-ffmpeg`
@@ -52,11 +57,33 @@ def is_url(spec: str) -> bool:
     return spec.lower().startswith(("http://", "https://"))
 
 
+def is_mic(spec: str) -> bool:
+    return spec == "mic" or spec.startswith("mic:")
+
+
+def mic_input(spec: str) -> list[str]:
+    """ffmpeg's arguments that open the microphone `spec` names on this system."""
+    import os
+    import sys
+
+    device = spec[4:] if spec.startswith("mic:") else ""
+    if sys.platform == "darwin":
+        return ["-f", "avfoundation", "-i", device or ":0"]
+    if sys.platform.startswith("win"):
+        if not device:
+            raise AudioError("mic", "needs a device name on Windows: mic:NAME (ffmpeg -list_devices true -f dshow -i dummy lists them)")
+        return ["-f", "dshow", "-i", f"audio={device}"]
+    pulse = os.environ.get("PULSE_SERVER") or Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "pulse", "native").exists()
+    return ["-f", "pulse" if pulse else "alsa", "-i", device or "default"]
+
+
 def open_source(spec: str, *, realtime: bool = False, stop: threading.Event | None = None) -> Iterator[np.ndarray | Gap]:
-    """The chunks (and gaps) of a source: a file path, "-" for stdin, or an http(s) URL."""
+    """The chunks (and gaps) of a source: a file path, "-" for stdin, an http(s) URL, or `mic[:DEVICE]`."""
     stop = stop or threading.Event()
     if spec == "-":
         return _ffmpeg_chunks("pipe:0", stop, stdin=True)
+    if is_mic(spec):
+        return _ffmpeg_chunks(spec, stop, stdin=False)
     if is_url(spec):
         return _network(spec, stop)
     return _file(Path(spec), realtime, stop)
@@ -117,7 +144,8 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
         # ffmpeg reads network streams with its own timeouts; a dead server ends it (then we back off)
         # and only network protocols: a playlist cannot make it read the server's own files
         args += ["-rw_timeout", "15000000", "-protocol_whitelist", "http,https,tcp,tls,crypto"]
-    args += ["-i", source, "-vn", "-ac", "1", "-ar", str(SOURCE_RATE), "-f", "f32le", "pipe:1"]
+    args += mic_input(source) if is_mic(source) else ["-i", source]
+    args += ["-vn", "-ac", "1", "-ar", str(SOURCE_RATE), "-f", "f32le", "pipe:1"]
     proc = subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def end_on_stop() -> None:  # a read waiting on a silent stream ends as soon as the monitor stops
@@ -144,4 +172,7 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
         proc.wait()
     if proc.returncode not in (0, None, -9) and not stop.is_set():
         time.sleep(0.1)  # its last line
-        raise AudioError(source if not stdin else "stdin", f"could not be decoded ({said[-1] if said else 'ffmpeg failed'})")
+        why = said[-1] if said else "ffmpeg failed"
+        if is_mic(source):
+            raise AudioError(source, f"no microphone could be opened (ffmpeg {' '.join(mic_input(source))}: {why})")
+        raise AudioError(source if not stdin else "stdin", f"could not be decoded ({why})")
