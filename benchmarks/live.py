@@ -96,7 +96,23 @@ def follow(settings_env: dict, url: str, seconds: float) -> list[dict]:
     return lines
 
 
-def bench_live(work: Path, model: str, smoke: bool) -> dict:
+SOAK_MINUTES = float(os.environ.get("SOUNDALIKE_LIVE_SOAK_MINUTES", "60"))  # stream minutes of the long run
+
+
+def bench_live(work: Path, model: str, smoke: bool, parts: tuple[str, ...] = ("stream", "streams", "scan", "long")) -> dict:
+    """`parts`: stream (one paced stream per seed), streams (several at once), scan (live against
+    offline on the scan benchmark's recordings), long (memory over a long, accelerated run)."""
+    out: dict = {}
+    if "scan" in parts:
+        out["against_scan"] = against_scan(work, model, smoke)
+    if "long" in parts:
+        out["long_run"] = long_run(work, model, 2.0 if smoke else SOAK_MINUTES)
+    if "stream" in parts or "streams" in parts:
+        out.update(paced(work, model, smoke, "streams" in parts))
+    return out
+
+
+def paced(work: Path, model: str, smoke: bool, streams: bool) -> dict:
     from search_core.library import Library
     from search_core.scan import Scanner
     from search_core.settings import Settings
@@ -119,7 +135,82 @@ def bench_live(work: Path, model: str, smoke: bool) -> dict:
         server.shutdown()
         runs.append(score_run(seed, truth, lines, offline, handler.started[0] if handler.started else time.time()))
         print(f"live seed {seed}: {runs[-1]}", file=sys.stderr)
-    return {"runs": runs, "streams": [] if smoke else concurrent(env, work, seeds[0], minutes)}
+    return {"runs": runs, "streams": concurrent(env, work, seeds[0], minutes) if streams and not smoke else []}
+
+
+def against_scan(work: Path, model: str, smoke: bool) -> dict:
+    """The live scan (a Monitor on the file, as fast as it decodes) against the offline scan, on the
+    scan benchmark's held-out recordings (seeds 100-105, the whole bundled set indexed): recall and
+    precision of each, at the default threshold."""
+    from search_core.library import Library
+    from search_core.monitor import Monitor
+    from search_core.scan import Scanner
+    from search_core.settings import Settings
+
+    from .mixes import build_mix
+    from .scan import SAMPLE, score, twins
+
+    lib = Library(Settings(data_dir=work / f"live_scan_{model}", model=model, allow_download=False))
+    lib.index([SAMPLE])
+    scanner = Scanner(lib)
+    mixes = [(1.0, 4)] if smoke else [(2.5, 15)] * 6
+    truths, offline, live = [], [], []
+    for k, (minutes, clips) in enumerate(mixes):
+        path = work / f"scan_mix_{100 + k}.ogg"
+        truths.append(build_mix(path, minutes, clips, seed=100 + k))
+        offline.append([d.as_dict() for d in scanner.scan(path).detections])
+        events: list[dict] = []
+        Monitor(scanner, str(path), sinks=[events.append], status_every=1e9).run()
+        live.append([e for e in events if e["type"] == "detection"])
+    same = twins()
+    off, on = score(truths, offline, 0.0, same), score(truths, live, 0.0, same)
+    row = {"recordings": len(mixes), "inserted": sum(len(t["insertions"]) for t in truths),
+           "offline_recall": off["recall"], "live_recall": on["recall"], "recall_difference": round(on["recall"] - off["recall"], 3),
+           "offline_precision": off["precision"], "live_precision": on["precision"],
+           "offline_onset_error_s": off["median_onset_error_s"], "live_onset_error_s": on["median_onset_error_s"]}
+    print(f"live against scan: {row}", file=sys.stderr)
+    return row
+
+
+def long_run(work: Path, model: str, minutes: float) -> dict:
+    """Memory over a long stream, accelerated: `monitor -` fed a wild recording looped for
+    `minutes` (ffmpeg -stream_loop), as fast as the monitor takes it; its status lines give the
+    resident memory against stream time. The slope over the second half (after the caches have
+    filled) is extrapolated to 24 hours."""
+    from search_core.library import Library
+    from search_core.monitor.sources import ffmpeg_exe
+    from search_core.settings import Settings
+    from search_core.store import Store
+
+    settings = Settings(data_dir=work / f"live_long_{model}", model=model, allow_download=False)
+    library, _ = split()
+    Library(settings).index([p for p, _ in library])
+    Store.close_all()
+    rec = work / "live_long.ogg"
+    build_wild_mix(rec, minutes=5.0, seed=102)
+    feed = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-stream_loop", "-1", "-i", str(rec),
+                             "-t", str(minutes * 60), "-f", "wav", "pipe:1"], stdout=subprocess.PIPE)
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "search_core", "monitor", "-", "--status-every", "5"], cwd=REPO, stdin=feed.stdout,
+                          env={**os.environ, "SOUNDALIKE_DATA_DIR": str(settings.data_dir), "SOUNDALIKE_MODEL": model},
+                          capture_output=True, text=True, timeout=24 * 3600)
+    wall = time.perf_counter() - began
+    feed.wait()
+    statuses = [json.loads(x) for x in proc.stdout.splitlines() if '"type": "status"' in x]
+    if not statuses:
+        raise RuntimeError(f"the long monitor run failed: {proc.stderr[-500:]}")
+    points = [(s["stream_time"] / 60, s["rss_mb"]) for s in statuses]
+    half = [p for p in points if p[0] >= points[-1][0] / 2]
+    slope = float(np.polyfit([p[0] for p in half], [p[1] for p in half], 1)[0]) * 60 if len(half) >= 3 else float("nan")
+    every = max(1, len(points) // 12)
+    row = {"stream_minutes": round(points[-1][0], 1), "wall_minutes": round(wall / 60, 1),
+           "speed_x_real_time": round(points[-1][0] * 60 / wall, 2), "detections": statuses[-1]["detections"],
+           "rss_mb_first": points[0][1], "rss_mb_peak": max(p[1] for p in points), "rss_mb_last": points[-1][1],
+           "rss_mb_per_hour_second_half": round(slope, 1),
+           "rss_mb_24h_extrapolated": round(points[-1][1] + slope * (24 - points[-1][0] / 60), 0) if slope == slope else None,
+           "rss_by_stream_minute": " ".join(f"{m:.0f}:{r:.0f}" for m, r in points[::every])}
+    print(f"live long run: {row}", file=sys.stderr)
+    return row
 
 
 def score_run(seed: int, truth: dict, lines: list[dict], offline, served_at: float) -> dict:
@@ -173,7 +264,9 @@ def sounds_like_scores(truth: dict, live: list[dict], offline: list[dict], categ
 
 def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
     """1, 2 and 3 streams at once, one monitor process each: a stream keeps real time when its
-    monitor has consumed the whole broadcast by the time it is stopped (20 s after the end)."""
+    monitor has consumed the whole broadcast by the time it is stopped (20 s after the end). With
+    torch's default threads (one per core) and with one thread per monitor
+    (SOUNDALIKE_TORCH_THREADS=1): several processes that each use every core get in each other's way."""
     rec = work / f"live_{seed}.ogg"
     out = []
     import shutil
@@ -186,11 +279,12 @@ def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
         if not copy.exists():
             shutil.copytree(data, copy)
         envs.append({**env, "SOUNDALIKE_DATA_DIR": str(copy)})
-    for n in (1, 2, 3):
+    for n, threads in ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1)):
+        envs_now = [{**e, "SOUNDALIKE_TORCH_THREADS": str(threads)} for e in envs]
         servers = [serve(rec, minutes * 60)[0] for _ in range(n)]  # one broadcast each
         urls = [f"http://127.0.0.1:{s.server_address[1]}/live.ogg" for s in servers]
         results: list[list[dict]] = [[] for _ in range(n)]
-        threads = [threading.Thread(target=lambda i=i: results[i].extend(follow(envs[i], urls[i], minutes * 60 + 20))) for i in range(n)]
+        threads = [threading.Thread(target=lambda i=i: results[i].extend(follow(envs_now[i], urls[i], minutes * 60 + 20))) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
@@ -198,7 +292,7 @@ def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
         for s in servers:
             s.shutdown()
         ends = [[e for e in r if e["type"] == "status"][-1] for r in results if any(e["type"] == "status" for e in r)]
-        out.append({"streams": n, "stream_seconds": [round(s["stream_time"], 1) for s in ends],
+        out.append({"streams": n, "torch_threads": threads or "default", "stream_seconds": [round(s["stream_time"], 1) for s in ends],
                     "cpu_share_each": [s["cpu_share"] for s in ends],
                     "kept_real_time": all(s["stream_time"] >= minutes * 60 - 3 for s in ends) and len(ends) == n})
         print(f"live {n} streams: {out[-1]}", file=sys.stderr)
@@ -206,6 +300,13 @@ def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
 
 
 def live_tables(result: dict) -> list[tuple[str, list[dict]]]:
-    return [("live: one stream at real-time pace", result["runs"]),
+    tables = []
+    if result.get("against_scan"):
+        tables.append(("live: against the offline scan, on the scan benchmark's recordings", [result["against_scan"]]))
+    if result.get("long_run"):
+        tables.append(("live: a long run, accelerated (memory)", [result["long_run"]]))
+    if not result.get("runs"):
+        return tables
+    return tables + [("live: one stream at real-time pace", result["runs"]),
             ("live: streams at once (2 cores)", [{**r, "stream_seconds": " ".join(map(str, r["stream_seconds"])),
                                                   "cpu_share_each": " ".join(map(str, r["cpu_share_each"]))} for r in result["streams"]])]

@@ -141,7 +141,8 @@ def _server(args, work: Path, smoke: bool, models: list[str]):
 def _live(args, work: Path, smoke: bool, models: list[str]):
     from .live import bench_live
 
-    return bench_live(work, "mfcc" if smoke else "aisfx", smoke)
+    parts = tuple(os.environ.get("SOUNDALIKE_LIVE_PARTS", "stream,streams,scan,long").split(","))
+    return bench_live(work, "mfcc" if smoke else "aisfx", smoke, parts)
 
 
 SECTIONS: dict[str, Callable] = {"latency": _latency, "indexing": _indexing, "scale": _scale, "memory": _memory, "scan": _scan,

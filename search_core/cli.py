@@ -80,13 +80,19 @@ def _header(run) -> str:
 
 
 def cmd_index(args) -> int:
+    from .indexer import Shard
+
+    shard = Shard.parse(args.shard) if args.shard else None
     run = _runner(args)
+    if shard is not None and not hasattr(run, "lib"):
+        raise AppError("--shard splits a folder between indexers that each write to a Milvus server (MILVUS_URI); "
+                       "through a running app there is one writer: index without --shard.")
     print(_header(run), file=sys.stderr)
     if run.note:
         print(run.note, file=sys.stderr)
-    bar, update = _progress_bar("indexing")
+    bar, update = _progress_bar("indexing" if shard is None else f"indexing shard {shard}")
     try:
-        out = run.index(args.paths, args.label, progress=update)
+        out = run.index(args.paths, args.label, progress=update, **({"shard": shard} if shard else {}))
     finally:
         bar.close()
     if args.json:
@@ -283,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="index audio files or folders (recursive)")
     sp.add_argument("paths", nargs="+")
     sp.add_argument("--label", help="label for every file (default: manifest.csv, else parent folder name)")
+    sp.add_argument("--shard", metavar="K/N", help="index only part K of N (by content hash): run N indexers, "
+                                                   "processes or machines, on the same paths into one Milvus server")
     common(sp)
     sp.set_defaults(func=cmd_index)
 

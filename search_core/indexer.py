@@ -25,6 +25,33 @@ from .store import Record, Store
 Progress = Callable[[int, int, str], None]  # (done, total, current file name)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Part K of N of a folder, by content hash: N indexers (processes or machines) given the same
+    paths and shards 1/N ... N/N each embed a disjoint part, and together every file once. A file's
+    shard depends on its bytes only, so a killed indexer run again takes the same files (and skips
+    those it stored)."""
+
+    k: int
+    n: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            k, n = (int(x) for x in str(text).split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes K/N (e.g. 1/4), not {text!r}") from None
+        if not 1 <= k <= n:
+            raise ValueError(f"--shard K/N needs 1 <= K <= N (got {k}/{n})")
+        return cls(k, n)
+
+    def holds(self, file_id: str) -> bool:
+        return int(file_id[:16], 16) % self.n == self.k - 1
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"
+
+
 @dataclass
 class IndexReport:
     added: list[str] = field(default_factory=list)
@@ -34,6 +61,7 @@ class IndexReport:
     seconds: float = 0.0
     stored: list[tuple[str, str]] = field(default_factory=list)  # (file id, label) of added/updated files
     suggestions: list[dict] = field(default_factory=list)  # {id, name, suggested_label} for unlabelled files
+    other_shards: int = 0  # files left to the other indexers (--shard)
 
     def as_dict(self) -> dict:
         return {
@@ -43,6 +71,7 @@ class IndexReport:
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "seconds": round(self.seconds, 2),
             "suggestions": self.suggestions,
+            **({"other_shards": self.other_shards} if self.other_shards else {}),
         }
 
     def summary(self) -> str:
@@ -56,6 +85,8 @@ def index_summary(report: dict) -> str:
         f"added {report['added']}, updated {report['updated']}, unchanged {report['unchanged']}, "
         f"failed {len(failed)} in {report['seconds']:.1f} s"
     )
+    if report.get("other_shards"):
+        text += f"; {report['other_shards']} left to the other shards"
     for f in failed[:20]:
         text += f"\n  failed: {f['file']}: {f['reason']}"
     if len(failed) > 20:
@@ -152,8 +183,9 @@ class Indexer:
         except Exception as exc:  # never let one file abort a run
             return AudioError(item.path.name, f"could not be decoded ({exc})")
 
-    def plan(self, items: Sequence[Item], report: IndexReport) -> list[Item]:
-        """Hash, drop duplicates and unchanged files; note which stored ids each file replaces."""
+    def plan(self, items: Sequence[Item], report: IndexReport, shard: Shard | None = None) -> list[Item]:
+        """Hash, drop duplicates, other shards' files and unchanged files; note which stored ids each
+        file replaces."""
         todo: list[Item] = []
         seen: set[str] = set()
         for item in items:
@@ -166,6 +198,9 @@ class Indexer:
                 report.unchanged.append(str(item.path))
                 continue
             seen.add(item.id)
+            if shard is not None and not shard.holds(item.id):
+                report.other_shards += 1
+                continue
             todo.append(item)
         existing = self.store.existing_ids([i.id for i in todo])
         fresh = [item for item in todo if item.id not in existing]
@@ -182,16 +217,17 @@ class Indexer:
         default_label: str | None = None,
         progress: Progress | None = None,
         names: dict[str, str] | None = None,
+        shard: Shard | None = None,
     ) -> IndexReport:
         """`names` maps a file's resolved path to the name shown for it (uploads keep the
-        visitor's file name while stored under a generated one)."""
+        visitor's file name while stored under a generated one); `shard`: this indexer's part."""
         start = time.perf_counter()
         report = IndexReport()
         items, missing = collect(paths, default_label)
         for item in items:
             item.name = (names or {}).get(str(item.path), item.path.stem)
         report.failed.extend(missing)
-        todo = self.plan(items, report)
+        todo = self.plan(items, report, shard)
         if progress:
             progress(0, len(todo), "")
         pending: list[Record] = []

@@ -46,12 +46,14 @@ class Library:
         default_label: str | None = None,
         progress: Progress | None = None,
         names: dict[str, str] | None = None,
+        shard=None,
     ) -> IndexReport:
-        """Index files/folders; one indexing job at a time per library (searches keep running)."""
+        """Index files/folders; one indexing job at a time per library (searches keep running);
+        `shard` (indexer.Shard): only this indexer's part of them."""
         if not self._index_lock.acquire(blocking=False):
             raise StoreError("Another indexing job is running on this library; try again when it finishes.")
         try:
-            report = Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress, names=names)
+            report = Indexer(self.store, self.embedder, self.settings).index(paths, default_label=default_label, progress=progress, names=names, shard=shard)
             self._suggest_for_unlabelled(report)
             return report
         finally:

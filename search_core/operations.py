@@ -36,8 +36,8 @@ def search(lib, file: str | Path | None = None, item_id: str | None = None, top_
     return out
 
 
-def index(lib, paths: Sequence[str | Path], label: str | None = None, progress: Progress | None = None) -> dict:
-    report = lib.index(paths, default_label=label, progress=progress)
+def index(lib, paths: Sequence[str | Path], label: str | None = None, progress: Progress | None = None, shard=None) -> dict:
+    report = lib.index(paths, default_label=label, progress=progress, shard=shard)
     return {"model": lib.model, "collection": lib.collection, **report.as_dict()}
 
 
@@ -86,8 +86,8 @@ class Runner:
     def search(self, file=None, item_id=None, top_k=5, label=None, max_duration=None) -> dict:
         return search(self.lib, file, item_id, top_k, label, max_duration)
 
-    def index(self, paths, label=None, progress=None) -> dict:
-        return index(self.lib, paths, label, progress)
+    def index(self, paths, label=None, progress=None, shard=None) -> dict:
+        return index(self.lib, paths, label, progress, shard)
 
     def delete(self, ids=(), path=None) -> dict:
         return delete(self.lib, ids, path)

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -114,7 +115,8 @@ def test_the_cli_works_through_the_running_app(app):
     no_traceback(r)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"model", "collection", "recording", "duration", "threshold", "detections"}
+    assert set(out) == {"model", "collection", "recording", "duration", "threshold", "detections", "sounds", "categories"}
+    assert out["categories"]["total"] == dict(Counter(s["label"] for s in out["sounds"]))
     found = {d["name"]: d["start"] for d in out["detections"]}
     assert abs(found["hedgewars_Hello"] - 2.0) < 0.1 and "chromium_exploBig" in found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,4 +81,48 @@ def test_server_killed_mid_index_then_restarted_under_the_running_app(tmp_path, 
     assert sorted(len(v) for v in paths.values()) == [1] * FILES
     hit = store.search(store.get([paths[str((folder / "s123.wav").resolve())][0]], with_vectors=True)[0]["embedding"], 1)[0]
     assert hit.name == "s123"
+    store.drop()
+
+
+def test_two_sharded_indexers_at_once_one_killed_and_run_again_store_each_file_once(tmp_path, milvus):
+    """`index --shard 1/2` and `--shard 2/2` on one folder at the same time into the real server;
+    the second is killed (SIGKILL) midway and run again: every file is stored once, by one of them."""
+    folder = tmp_path / "many"
+    write_many(folder, FILES)
+    env = {"MILVUS_URI": milvus.uri, "SOUNDALIKE_LIBRARY": f"s{uuid.uuid4().hex[:10]}"}
+    one = cli(["index", str(folder), "--shard", "1/2", "--json"], tmp_path / "one", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err = tmp_path / "two.err"
+    with err.open("w") as out:
+        two = cli(["index", str(folder), "--shard", "2/2", "--json"], tmp_path / "two", env, stdout=subprocess.PIPE, stderr=out)
+        deadline = time.time() + 300
+        while time.time() < deadline and two.poll() is None and "indexing shard 2/2" not in err.read_text(errors="replace"):
+            time.sleep(0.05)
+        sizes = []
+        while time.time() < deadline and two.poll() is None:
+            sizes = [(int(a), int(b)) for a, b in re.findall(r"(\d+)/(\d+)", err.read_text(errors="replace")) if int(b) > 2]
+            if sizes and max(a for a, _ in sizes) >= 70:
+                break
+            time.sleep(0.02)
+        assert two.poll() is None and sizes, "shard 2/2 finished before it could be killed"
+        two.kill()
+        two.wait(timeout=60)
+    out_one, err_one = one.communicate(timeout=600)
+    assert one.returncode == 0, err_one[-3000:]
+    first = json.loads(out_one)
+    assert first["failed"] == [] and first["added"] + first["other_shards"] == FILES and 0 < first["added"] < FILES
+
+    from search_core.store import Store, collection_name
+
+    store = Store(milvus.uri, collection_name(env["SOUNDALIKE_LIBRARY"], "mfcc"), "mfcc", 38)
+    stored_by_two = store.count() - first["added"]
+    assert 0 < stored_by_two < FILES - first["added"]  # killed midway, after some batches were stored
+    again = cli(["index", str(folder), "--shard", "2/2", "--json"], tmp_path / "two", env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_two, err_two = again.communicate(timeout=600)
+    assert again.returncode == 0, err_two[-3000:]
+    second = json.loads(out_two)
+    assert second["unchanged"] == stored_by_two and second["other_shards"] == first["added"]
+    assert first["added"] + second["unchanged"] + second["added"] == FILES
+    assert store.count() == FILES and store.count_segments() == FILES  # every file once
+    paths = store.ids_for_paths([str((folder / f"s{i:03d}.wav").resolve()) for i in range(FILES)])
+    assert sorted(len(v) for v in paths.values()) == [1] * FILES
     store.drop()
