@@ -284,10 +284,11 @@ def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
         servers = [serve(rec, minutes * 60)[0] for _ in range(n)]  # one broadcast each
         urls = [f"http://127.0.0.1:{s.server_address[1]}/live.ogg" for s in servers]
         results: list[list[dict]] = [[] for _ in range(n)]
-        threads = [threading.Thread(target=lambda i=i: results[i].extend(follow(envs_now[i], urls[i], minutes * 60 + 20))) for i in range(n)]
-        for t in threads:
+        followers = [threading.Thread(target=lambda i=i: results[i].extend(follow(envs_now[i], urls[i], minutes * 60 + 20)))
+                     for i in range(n)]
+        for t in followers:
             t.start()
-        for t in threads:
+        for t in followers:
             t.join()
         for s in servers:
             s.shutdown()

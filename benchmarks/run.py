@@ -206,6 +206,8 @@ def main(argv=None) -> int:
     if args.only and not smoke and out.exists():  # a partial run updates its sections, keeps the others
         merged = json.loads(out.read_text())
         merged.update({k: v for k, v in result.items() if k in sections or k == "machine"})
+        if "live" in sections and os.environ.get("SOUNDALIKE_LIVE_PARTS"):  # some parts of live: the others stay
+            merged["live"] = {**json.loads(out.read_text()).get("live", {}), **result["live"]}
         merged.setdefault("updated", {}).update({k: result["started"] for k in sections})
         result = merged
     out.write_text(json.dumps(result, indent=2))

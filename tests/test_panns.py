@@ -213,3 +213,30 @@ def test_models_without_tags_leave_the_field_out(settings):
     lib.index([settings.data_dir.parent / "a.wav"])
     result = lib.similar(settings.data_dir.parent / "a.wav", 1)
     assert result.query_tags is None and "tags" not in result.results()[0] and result.results()[0]["percentile"] is None
+
+
+def test_sound_events_carry_the_category_and_the_models_own_tags(tmp_path, checkpoint):
+    """Structure, not quality (random weights): the "sounds like" layer names each event by the
+    library's classifier and, with PANNs, adds its top three AudioSet tags from the same pass."""
+    import soundfile as sf
+
+    from search_core.library import Library
+    from search_core.sounds_like import SoundsLike
+    from search_core.store import Store
+
+    for label, kinds in (("hum", ("tone", "tone")), ("hiss", ("noise", "noise")), ("sweep", ("chirp", "chirp"))):
+        (tmp_path / "sounds" / label).mkdir(parents=True)
+        for i, kind in enumerate(kinds):
+            sf.write(tmp_path / "sounds" / label / f"{label}{i}.wav", synth(kind, 1.5 + i * 0.3, 32000, seed=i), 32000)
+    lib = Library(panns_settings(tmp_path, model="panns-cnn14", panns_checkpoint=checkpoint))
+    lib.index([tmp_path / "sounds"])
+    clips = [synth(kind, 1.2, 32000, seed=5) for kind in ("tone", "noise", "chirp")]
+    vectors, tags = lib.embedder.embed_tagged(clips)
+    events = SoundsLike(lib, min_probability=0.0).label([(0.0, 1.2), (2.0, 3.2), (4.0, 5.2)], vectors, tags)
+    assert [e.start for e in events] == [0.0, 2.0, 4.0]
+    labels = set(audioset_labels())
+    for e in events:
+        assert e.label in {"hum", "hiss", "sweep"} and 0 <= e.probability <= 1
+        d = e.as_dict()
+        assert len(d["tags"]) == 3 and {t["label"] for t in d["tags"]} <= labels
+    Store.close_all()
