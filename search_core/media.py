@@ -49,6 +49,14 @@ class Media:
         path = self.playable(row["path"])
         return (path, row) if path else None
 
+    def matched_part(self, path: str, clip_start: float, seconds: float, duration: float | None) -> Path | None:
+        """The playable library sound of a detection, cut to the part that matched when that is not
+        all of it (a segment of a long sound); None when it may not be played."""
+        clip = self.playable(path)
+        if clip and duration and seconds < duration - 0.05:
+            clip = self.excerpt(clip, clip_start, clip_start + seconds)
+        return clip
+
     def excerpt(self, path: str | Path, start: float, end: float, *, keep: int = 256) -> Path:
         """A WAV of [start, end] seconds of an audio file, for players that cannot seek by themselves.
         Written to a temp folder of this process; the oldest beyond `keep` are removed (bounded disk)."""

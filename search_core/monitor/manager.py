@@ -77,8 +77,9 @@ class Monitors:
             if len(running) >= self.limit:
                 raise MonitorLimit(f"{len(running)} monitors run already, the most this server allows "
                                    "(SOUNDALIKE_MAX_MONITORS); stop one first")
-            run = Running(uuid.uuid4().hex[:12], url, None, configured)  # type: ignore[arg-type]
-            run.monitor = Monitor(self.scanner(), url, threshold=threshold, status_every=self.status_every, sinks=[run.take])
+            run = Running(uuid.uuid4().hex[:12], url, Monitor(self.scanner(), url, threshold=threshold, status_every=self.status_every),
+                          configured)
+            run.monitor.sinks.append(run.take)
             run.thread = threading.Thread(target=self._run, args=(run,), name=f"monitor-{run.id}", daemon=True)
             self._all[run.id] = run
         run.thread.start()
@@ -111,10 +112,6 @@ class Monitors:
         with self._lock:
             self._all.pop(monitor_id, None)
         return run.info()
-
-    def stop_all(self) -> None:
-        for monitor_id in list(self._all):
-            self.stop(monitor_id, wait=5.0)
 
     def events(self, monitor_id: str, after: int = 0, wait: float = 15.0) -> tuple[list[tuple[int, dict]], bool]:
         """The events numbered above `after` (waiting up to `wait` s for one), and whether the

@@ -17,7 +17,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import wave
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,11 @@ SHOWN_SECONDS = 120.0  # the timeline's span: the last two minutes
 LEVEL_STEP = 0.25  # seconds per level point
 KEEP_DETECTIONS = 200
 MAX_BACKLOG = 30.0  # seconds of audio waiting for the worker
+
+
+def _seconds(chunk: tuple[int, np.ndarray]) -> float:
+    rate, samples = chunk
+    return len(samples) / max(rate, 1)
 
 
 class LiveLimit(Exception):
@@ -69,20 +73,20 @@ class MicSession:
 
     def push(self, rate: int, samples: np.ndarray) -> None:
         """Queue one chunk from the browser for the worker (returns at once)."""
-        seconds = len(samples) / max(rate, 1)
+        seconds = _seconds((rate, samples))
         self.received += seconds
         if self.first_chunk is None:
             self.first_chunk = time.monotonic()
         while self._backlog + seconds > MAX_BACKLOG:
             try:
-                _, old = self._chunks.get_nowait()
+                old = self._chunks.get_nowait()
             except queue.Empty:
                 break
             if old is not None:
-                self._backlog -= len(old[1]) / max(old[0], 1)
-                self.dropped += len(old[1]) / max(old[0], 1)
+                self._backlog -= _seconds(old)
+                self.dropped += _seconds(old)
         self._backlog += seconds
-        self._chunks.put((time.monotonic(), (rate, samples)))
+        self._chunks.put((rate, samples))
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name=f"live-{self.id[:8]}", daemon=True)
             self._worker.start()
@@ -99,7 +103,7 @@ class MicSession:
     def close(self, wait: float = 30.0) -> None:
         """Scan what is queued, then the end of the stream."""
         if self._worker is not None:
-            self._chunks.put((time.monotonic(), None))
+            self._chunks.put(None)
             self._worker.join(wait)
         with self.lock:
             if self.error is None:
@@ -107,10 +111,10 @@ class MicSession:
 
     def _work(self) -> None:
         while True:
-            _, item = self._chunks.get()
+            item = self._chunks.get()
             if item is None:
                 return
-            self._backlog -= len(item[1]) / max(item[0], 1)
+            self._backlog -= _seconds(item)
             try:
                 with self.lock:
                     self.feed(*item)
@@ -169,13 +173,11 @@ class MicSession:
         audio = buf.span(start - 0.2, end + 0.2)
         if not len(audio):
             return None
+        import soundfile as sf
+
         self.clips.mkdir(parents=True, exist_ok=True)
         path = self.clips / f"{self.id}-{len(self.detections) + 1:04d}.wav"
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(buf.rate)
-            w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        sf.write(str(path), np.clip(audio, -1, 1), buf.rate, subtype="PCM_16")
         return str(path)
 
 
@@ -194,7 +196,7 @@ class LiveSessions:
         now = time.monotonic()
         with self._lock:
             for sid in [s for s, m in self._all.items() if now - m.seen > IDLE_SECONDS]:
-                self._all.pop(sid)._chunks.put((now, None))  # the browser went away: its worker ends
+                self._all.pop(sid)._chunks.put(None)  # the browser went away: its worker ends
             got = self._all.get(session_id)
             if got is not None:
                 if now - got.started > self.seconds + 5.0:

@@ -139,9 +139,7 @@ class LiveTab(Tab):
             return gr.skip(), gr.skip()
         i = int(evt.index[0])
         d = detections[i]
-        clip = self.service.media.playable(d["path"])
-        if clip and d.get("duration") and d["end"] - d["start"] < d["duration"] - 0.05:
-            clip = self.service.media.excerpt(clip, d["clip_start"], d["clip_start"] + (d["end"] - d["start"]))
+        clip = self.service.media.matched_part(d["path"], d["clip_start"], d["end"] - d["start"], d.get("duration"))
         name = f"{i + 1}. {d['name']} — {d['label']} (score {d['score']:.2f})"
         return (gr.update(value=d.get("moment"), label=f"{i + 1}. Heard at {clock(d['start'], 1)}", visible=True),
                 gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))

@@ -72,9 +72,8 @@ class ScanTab(Tab):
         m = moments[i]
         moment = self.service.media.excerpt(m["recording"], m["start"] - 0.2, m["end"] + 0.2)
         label = f"{i + 1}. The recording at {clock(m['start'], 1)}–{clock(m['end'], 1)}"
-        clip = self.service.media.playable(m["play"]) if m["label"] != "your sound" else m["play"]
-        if clip and m.get("duration") and m["end"] - m["start"] < m["duration"] - 0.05:
-            clip = self.service.media.excerpt(clip, m["clip_start"], m["clip_start"] + (m["end"] - m["start"]))
+        clip = m["play"] if m["label"] == "your sound" else \
+            self.service.media.matched_part(m["play"], m["clip_start"], m["end"] - m["start"], m.get("duration"))
         name = f"{i + 1}. {m['name']} — {m['label']} (score {m['score']:.2f})"
         return (gr.update(value=str(moment), label=label, visible=True),
                 gr.update(value=str(clip) if clip else None, label=name if clip else f"{name} (not served)", visible=True))
