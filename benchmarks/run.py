@@ -7,7 +7,10 @@
 
 Sections:
   latency   end-to-end query (decode + embed + search + DataFrame) vs the model's own forward time
-  indexing  indexer throughput vs model-only throughput on the same clips; thread settings
+  indexing  indexer throughput vs model-only throughput on the same clips, per inference path (torch
+            eager, ONNX Runtime, its int8 graph) with each path's cosine to torch; thread settings
+  profile   where indexing's time goes per model and path: decode, front end, forward, store writes
+  quality   aisfx's leave-one-out retrieval quality (eval: P@1, P@5, mAP) per inference path
   scale     search in Milvus Lite at 10k/100k vectors: Store.search (Lite mirror), Milvus Lite's own
             search and numpy brute force; recall@10, insert rate, RSS, size on disk
   memory    peak RSS per model, while indexing, and for a 10-minute file (separate processes)
@@ -34,6 +37,8 @@ Sections:
   live      (only with --only live) wild recordings served at real-time pace over loopback HTTP and
             followed by `monitor` (benchmarks/live.py): wall latency p50/p95 from a sound's end to its
             line, recall/precision against the truth and the offline scan, CPU share, 1-3 streams at once
+  shards    (only with --only shards) `index --shard K/N` in 1, 2 and 4 processes at once into one real
+            Milvus server (benchmarks/shards.py): wall time, clips/s, speed-up, every file stored once
   server    (only with --only server) 1M x 512 vectors on a real Milvus server (benchmarks/server.py):
             insert rate, index build, load, restart, top-10 p50/p95 and recall@10 against exact;
             --server-size sets N, --server-uri uses a running server instead of starting one
@@ -57,9 +62,9 @@ from typing import Callable
 
 from .common import REPO, SAMPLE, table
 
-ALL = ["latency", "indexing", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server", "live"]
-DEFAULT = ["latency", "indexing", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
-PLAIN_TABLES = ("latency", "indexing", "scale", "memory", "restart", "load", "server")  # one table each, in this order
+ALL = ["latency", "indexing", "profile", "quality", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server", "live", "shards"]
+DEFAULT = ["latency", "indexing", "profile", "quality", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
+PLAIN_TABLES = ("latency", "indexing", "profile", "quality", "scale", "memory", "restart", "load", "server", "shards")  # one table each, in this order
 
 
 def _latency(args, work: Path, smoke: bool, models: list[str]):
@@ -72,10 +77,22 @@ def _indexing(args, work: Path, smoke: bool, models: list[str]):
     from .indexing import bench_indexing, generated_set
 
     sets = {"generated_20": generated_set(20, work)} if smoke else {"sample_data": SAMPLE, "generated_500": generated_set(500, work)}
-    rows = bench_indexing(models, sets, work, [(0, 1)])  # the defaults: torch picks its threads (2 here), one decode worker
-    if not smoke and "aisfx" in models:  # thread settings for 2 cores, on the sample set
-        rows += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)])
+    rows = bench_indexing(models, sets, work, [(0, 1)])  # the defaults: the runtime picks its threads (2 here), one decode worker
+    if not smoke and "aisfx" in models:  # thread settings for 2 cores, on the sample set, on the default path
+        rows += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)], inference=("onnx",))
     return rows
+
+
+def _profile(args, work: Path, smoke: bool, models: list[str]):
+    from .indexing import bench_profile, generated_set
+
+    return bench_profile(models, generated_set(20, work) if smoke else SAMPLE, work)
+
+
+def _quality(args, work: Path, smoke: bool, models: list[str]):
+    from .indexing import bench_quality
+
+    return [] if smoke or "aisfx" not in models else bench_quality(SAMPLE, work)
 
 
 def _scale(args, work: Path, smoke: bool, models: list[str]):
@@ -145,9 +162,16 @@ def _live(args, work: Path, smoke: bool, models: list[str]):
     return bench_live(work, "mfcc" if smoke else "aisfx", smoke, parts)
 
 
-SECTIONS: dict[str, Callable] = {"latency": _latency, "indexing": _indexing, "scale": _scale, "memory": _memory, "scan": _scan,
+def _shards(args, work: Path, smoke: bool, models: list[str]):
+    from .indexing import generated_set
+    from .shards import bench_shards
+
+    return bench_shards(generated_set(20 if smoke else 500, work), work, model="mfcc" if smoke else "aisfx")
+
+
+SECTIONS: dict[str, Callable] = {"latency": _latency, "indexing": _indexing, "profile": _profile, "quality": _quality, "scale": _scale, "memory": _memory, "scan": _scan,
                                  "wild": _wild, "dupes": _dupes, "restart": _restart, "map": _map, "load": _load,
-                                 "soak": _soak, "server": _server, "live": _live}
+                                 "soak": _soak, "server": _server, "live": _live, "shards": _shards}
 
 
 def _tables(name: str, rows) -> list[tuple[str, list[dict]]]:

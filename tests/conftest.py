@@ -9,7 +9,8 @@ import tempfile
 os.environ["HOME"] = tempfile.mkdtemp(prefix="soundalike-test-home-")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("MPLBACKEND", "Agg")
-for var in ("MILVUS_URI", "MILVUS_TOKEN", "SOUNDALIKE_MODEL", "PANNS_CHECKPOINT", "SOUNDALIKE_ADMIN", "SOUNDALIKE_ADMIN_TOKEN"):
+for var in ("MILVUS_URI", "MILVUS_TOKEN", "SOUNDALIKE_MODEL", "PANNS_CHECKPOINT", "SOUNDALIKE_ADMIN", "SOUNDALIKE_ADMIN_TOKEN",
+            "XDG_CACHE_HOME", "SOUNDALIKE_MODEL_CACHE", "SOUNDALIKE_INFERENCE"):
     os.environ.pop(var, None)
 
 from pathlib import Path  # noqa: E402

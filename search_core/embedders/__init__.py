@@ -27,9 +27,10 @@ def _class_for(name: str):
 
 
 def _cache_key(name: str, settings) -> tuple:
+    key = (name, settings.torch_threads, settings.inference)
     if name == "panns-cnn14":
-        return (name, str(settings.panns_checkpoint_path), settings.torch_threads)
-    return (name, settings.torch_threads)
+        return key + (str(settings.panns_checkpoint_path),)
+    return key
 
 
 def _load(name: str, settings) -> Embedder:

@@ -7,15 +7,18 @@ weights_only), the librosa front end returns (mels, frames) where its blocking w
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..audio import pad_to_seconds
 from .base import Embedder, ModelUnavailable, l2_normalize
+from .onnx_forward import check_signal, forward_or_torch, onnx_forward
 from .torch_util import numpy_safe_globals, set_threads
 
 CHUNK_BLOCKS = 32  # blocks per forward pass: bounds memory on long files
+CALIBRATION_FILES = 64  # bundled sounds whose blocks calibrate the int8 graph (sorted: the same set each time)
 
 
 class AisfxEmbedder(Embedder):
@@ -43,6 +46,13 @@ class AisfxEmbedder(Embedder):
             weights, ds_dict = torch.load(ai.get_path_modelWeights(), map_location="cpu", weights_only=True)
         self.model = ai.load_bestModel(weights, ds_dict, "cpu")
         self.model.eval()
+        self.sample_dir = getattr(settings, "sample_dir", None)
+        mode = getattr(settings, "inference", "torch")
+        self.fast = forward_or_torch(lambda: onnx_forward(
+            self.model.embedding_net, name=self.name, weights=Path(ai.get_path_modelWeights()), mode=mode,
+            check=self.blocks(check_signal(self.sample_rate)), reference=self._torch_forward,
+            cache_dir=settings.model_cache_dir, threads=settings.torch_threads, calibration=self._calibration), mode, self.name)
+        self.inference = self.fast.mode if self.fast is not None else "torch"
 
     def spectrogram(self, samples: np.ndarray) -> np.ndarray:
         """aisfx's librosa front end on an array, returned as (frames, mels)."""
@@ -66,14 +76,25 @@ class AisfxEmbedder(Embedder):
         hop = self._pre.compute_hopSize(ai.EMB_BLOCK_LENGTH, 0.5, spec)
         return self._pre.blocking(spec, block_size=ai.EMB_BLOCK_LENGTH, hop_size=hop, drop_partial_block=True)
 
+    def _torch_forward(self, blocks: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model.get_embedding(self._torch.from_numpy(np.ascontiguousarray(blocks, dtype=np.float32))).numpy()
+
+    def _calibration(self) -> np.ndarray:
+        """Blocks of the first bundled sounds (int8's activation ranges come from real audio)."""
+        from ..audio import load_audio
+
+        files = sorted(Path(self.sample_dir).rglob("*.ogg"))[:CALIBRATION_FILES] if self.sample_dir else []
+        if not files:
+            raise ValueError("no bundled sounds to calibrate int8 with")
+        return np.concatenate([self.blocks(load_audio(f, self.sample_rate).samples) for f in files]).astype(np.float32)
+
     def block_embeddings(self, blocks: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(blocks), CHUNK_BLOCKS):
-                chunk = torch.from_numpy(np.ascontiguousarray(blocks[start : start + CHUNK_BLOCKS], dtype=np.float32))
-                out.append(self.model.get_embedding(chunk).numpy())
-        return np.concatenate(out)
+        forward = self._torch_forward if self.fast is None else (lambda b: self.fast(b)[0])
+        return np.concatenate([forward(blocks[start : start + CHUNK_BLOCKS]) for start in range(0, len(blocks), CHUNK_BLOCKS)])
+
+    def info(self) -> dict:
+        return {**super().info(), "inference": self.inference}
 
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         per_clip = [self.blocks(c) for c in clips]

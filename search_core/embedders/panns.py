@@ -21,6 +21,7 @@ import numpy as np
 
 from ..audio import pad_to_seconds
 from .base import Embedder, ModelUnavailable, l2_normalize
+from .onnx_forward import check_signal, forward_or_torch, onnx_forward
 from .torch_util import numpy_safe_globals, set_threads
 
 LABELS_CSV = Path(__file__).resolve().parent.parent / "data" / "audioset_labels.csv"
@@ -141,6 +142,23 @@ def load_cnn14(checkpoint: Path):
     return model
 
 
+def two_outputs(model):
+    """Cnn14 as a module of one input and two outputs (embedding, clipwise), as ONNX exports it
+    (torch is imported lazily in this module, hence the class inside)."""
+    import torch
+
+    class TwoOutputs(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            out = self.inner(x, None)
+            return out["embedding"], out["clipwise_output"]
+
+    return TwoOutputs(model).eval()
+
+
 class PannsCnn14(Embedder):
     name = "panns-cnn14"
     dim = 2048
@@ -158,22 +176,40 @@ class PannsCnn14(Embedder):
         self.checkpoint = resolve_checkpoint(settings, download=download, progress=progress)
         self.model = load_cnn14(self.checkpoint)
         self.labels = audioset_labels()
+        mode = settings.inference
+        if mode == "int8":  # its quality cannot be measured without the real weights (none offline here)
+            print("warning: panns-cnn14: int8 is offered for aisfx only; using onnx", file=sys.stderr, flush=True)
+            mode = "onnx"
+        rate = self.sample_rate
+        self.fast = forward_or_torch(lambda: onnx_forward(
+            two_outputs(self.model), name=self.name, weights=self.checkpoint, mode=mode, check=check_signal(rate, 3.0)[None, :],
+            reference=lambda x: self._torch_forward(x)[0], cache_dir=settings.model_cache_dir, threads=settings.torch_threads,
+            dynamic={1: ("samples", int(self.min_seconds * rate), int((WINDOW_SECONDS + 2) * rate))}, outputs=("embedding", "clipwise")),
+            mode, self.name)
+        self.inference = self.fast.mode if self.fast is not None else "torch"
+
+    def _torch_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._torch.inference_mode():
+            out = self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), None)
+        return out["embedding"].numpy(), out["clipwise_output"].numpy()
+
+    def info(self) -> dict:
+        return {**super().info(), "inference": self.inference}
 
     def _forward(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(embedding, clipwise) for one clip, windowed so memory stays bounded on long input."""
-        torch = self._torch
         samples = pad_to_seconds(samples, self.sample_rate, self.min_seconds)
         win = int(WINDOW_SECONDS * self.sample_rate)
         pieces = [samples[i : i + win] for i in range(0, len(samples), win)]
         if len(pieces) > 1 and len(pieces[-1]) < self.min_seconds * self.sample_rate:
             pieces[-2] = np.concatenate([pieces[-2], pieces.pop()])
+        forward = self._torch_forward if self.fast is None else self.fast
         embs, tags, weights = [], [], []
-        with torch.inference_mode():
-            for piece in pieces:
-                out = self.model(torch.from_numpy(np.ascontiguousarray(piece))[None, :], None)
-                embs.append(out["embedding"][0].numpy())
-                tags.append(out["clipwise_output"][0].numpy())
-                weights.append(len(piece))
+        for piece in pieces:
+            emb, tag = forward(piece[None, :])
+            embs.append(emb[0])
+            tags.append(tag[0])
+            weights.append(len(piece))
         w = np.asarray(weights, dtype=np.float32)
         return np.average(embs, axis=0, weights=w), np.average(tags, axis=0, weights=w)
 

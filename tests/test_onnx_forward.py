@@ -1,0 +1,71 @@
+"""The ONNX Runtime forward pass (SOUNDALIKE_INFERENCE) against torch eager, on the real aisfx
+weights and real bundled sounds: the same embeddings, a cached graph, a damaged cache made again,
+and a clear message for a mode that does not exist."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_core.audio import load_audio
+from search_core.embedders import ModelUnavailable
+from search_core.embedders.aisfx import AisfxEmbedder
+from search_core.settings import Settings
+
+from .conftest import SAMPLE_DATA
+
+
+@pytest.fixture(scope="module")
+def clips():
+    files = sorted(SAMPLE_DATA.rglob("*.ogg"))[1::9][:20]  # every category's kind of sound, none of int8's first calibration files
+    return [load_audio(f, 44100).samples for f in files]
+
+
+def settings(cache, mode: str) -> Settings:
+    return Settings(model="aisfx", model_cache_dir=cache, inference=mode)
+
+
+def test_onnx_embeddings_equal_torch_and_the_graph_is_cached(tmp_path, clips):
+    cache = tmp_path / "models"
+    reference = AisfxEmbedder(settings(cache, "torch"))
+    assert reference.inference == "torch" and not cache.exists()  # the reference path writes nothing
+    fast = AisfxEmbedder(settings(cache, "onnx"))
+    assert fast.inference == "onnx" and fast.info()["inference"] == "onnx"
+    (graph,) = cache.glob("aisfx-onnx-*.onnx")
+    cos = np.sum(reference.embed(clips) * fast.embed(clips), axis=1)
+    assert cos.min() >= 0.9999, cos.min()
+    made = graph.stat().st_mtime_ns
+    again = AisfxEmbedder(settings(cache, "onnx"))  # a second process: the cached graph, not a new export
+    assert again.inference == "onnx" and graph.stat().st_mtime_ns == made
+    np.testing.assert_allclose(again.embed(clips[:3]), fast.embed(clips[:3]), atol=1e-6)
+
+
+def test_int8_stays_close_to_torch(tmp_path, clips):
+    reference = AisfxEmbedder(settings(tmp_path, "torch"))
+    int8 = AisfxEmbedder(settings(tmp_path, "int8"))
+    assert int8.inference == "int8"
+    cos = np.sum(reference.embed(clips) * int8.embed(clips), axis=1)
+    assert cos.min() >= 0.99 and np.median(cos) >= 0.998, (cos.min(), np.median(cos))
+
+
+def test_a_damaged_cached_graph_is_made_again(tmp_path, clips, capfd):
+    cache = tmp_path / "models"
+    AisfxEmbedder(settings(cache, "onnx"))
+    (graph,) = cache.glob("*.onnx")
+    graph.write_bytes(b"not a graph" * 100)
+    emb = AisfxEmbedder(settings(cache, "onnx"))
+    assert emb.inference == "onnx" and graph.stat().st_size > 1_000_000
+    assert "warning" not in capfd.readouterr().err
+
+
+def test_an_unknown_mode_is_a_clear_message(tmp_path):
+    with pytest.raises(ModelUnavailable, match="SOUNDALIKE_INFERENCE='fast' is not one of: torch, onnx, int8"):
+        AisfxEmbedder(settings(tmp_path, "fast"))
+
+
+def test_an_unwritable_cache_falls_back_to_torch_and_says_so(tmp_path, clips, capfd):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    emb = AisfxEmbedder(settings(blocked / "models", "onnx"))
+    assert emb.inference == "torch"
+    assert "SOUNDALIKE_INFERENCE=onnx is unavailable, using torch" in capfd.readouterr().err
+    assert emb.embed(clips[:2]).shape == (2, 512)
