@@ -71,7 +71,7 @@ def bench_indexing(models, sets: dict[str, Path], workdir: Path, thread_configs,
                     s = settings_for(model, workdir, f"idx_{model}_{set_name}_{mode}_{torch_threads}_{decode_workers}")
                     s = s.with_(torch_threads=torch_threads, decode_workers=decode_workers, inference=mode)
                     lib = Library(s)
-                    used = getattr(lib.embedder, "inference", "numpy")
+                    used = lib.embedder.inference
                     assert used in (mode, "numpy"), f"{model}: {mode} was refused (see the warning above)"
                     floor, vectors = model_only(files, lib.embedder)
                     if mode == "torch":
@@ -115,7 +115,7 @@ def bench_profile(models, folder: Path, workdir: Path, inference=("torch", "onnx
         for mode in paths_for(model, inference):
             lib = Library(settings_for(model, workdir, f"prof_{model}_{mode}").with_(inference=mode))
             emb = lib.embedder
-            used = getattr(emb, "inference", "numpy")
+            used = emb.inference
             spent = {"store": 0.0}
             upsert = lib.store.upsert
 

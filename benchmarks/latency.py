@@ -10,12 +10,15 @@ from search_core.audio import load_audio
 
 
 
-def bench_latency(models, durations, runs, workdir: Path, library_clips: int) -> list[dict]:
+def bench_latency(models, durations, runs, workdir: Path, library_clips: int, inference=("torch", "onnx")) -> list[dict]:
+    """Per model and inference path (benchmarks/indexing.py `paths_for`): torch, the reference, then the default."""
     from search_core.service import Service
 
+    from .indexing import paths_for
+
     rows = []
-    for model in models:
-        service = Service(settings_for(model, workdir, f"lat_{model}"))
+    for model, mode in [(m, p) for m in models for p in paths_for(m, inference)]:
+        service = Service(settings_for(model, workdir, f"lat_{model}_{mode}").with_(inference=mode))
         all_files = sorted(SAMPLE.rglob("*.ogg"))
         files = all_files[:: max(1, len(all_files) // library_clips)][:library_clips]
         service.library.index(files)
@@ -34,10 +37,10 @@ def bench_latency(models, durations, runs, workdir: Path, library_clips: int) ->
                 fwd.append(time.perf_counter() - t)
             assert len(frame) == 5
             rows.append({
-                "model": model, "query_s": seconds, "runs": runs,
+                "model": model, "inference": emb.inference, "query_s": seconds, "runs": runs,
                 "e2e_p50_ms": round(pct(e2e, 50), 1), "e2e_p95_ms": round(pct(e2e, 95), 1),
                 "forward_p50_ms": round(pct(fwd, 50), 1),
                 "e2e/forward": round(pct(e2e, 50) / pct(fwd, 50), 3),
             })
-            print(f"latency {model} {seconds:g}s: e2e p50 {rows[-1]['e2e_p50_ms']} ms, forward {rows[-1]['forward_p50_ms']} ms", file=sys.stderr)
+            print(f"latency {model} {mode} {seconds:g}s: e2e p50 {rows[-1]['e2e_p50_ms']} ms, forward {rows[-1]['forward_p50_ms']} ms", file=sys.stderr)
     return rows

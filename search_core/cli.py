@@ -230,7 +230,7 @@ def cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(stats))
     else:
-        for key in ("model", "model_note", "collection", "uri", "count"):
+        for key in ("model", "model_note", "inference", "collection", "uri", "count"):
             print(f"{key}: {stats[key]}")
         for label, n in stats["labels"].items():
             print(f"  {label}: {n}")

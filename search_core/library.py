@@ -143,6 +143,7 @@ class Library:
         return {
             "model": self.model,
             "model_note": self.embedder.note,
+            "inference": self.embedder.inference,
             "dim": self.embedder.dim,
             "collection": self.collection,
             "uri": self.settings.uri if self.settings.is_lite else "milvus server",

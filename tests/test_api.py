@@ -55,6 +55,7 @@ def test_health_stats_and_openapi(api):
     assert api.get("/api/health").json() == {"status": "ok", "model": "aisfx", "count": 207}
     stats = api.get("/api/stats").json()
     assert stats["count"] == 207 and stats["labels"]["voice"] == 21 and stats["dim"] == 512
+    assert stats["inference"] == "onnx"  # the default forward pass: ONNX Runtime
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/search", "/api/audio/{item_id}", "/api/index", "/api/index/sample", "/api/index/{job_id}",

@@ -103,9 +103,6 @@ class AisfxEmbedder(Embedder):
         forward = self._torch_forward if self.fast is None else (lambda b: self.fast(b)[0])
         return np.concatenate([forward(blocks[start : start + CHUNK_BLOCKS]) for start in range(0, len(blocks), CHUNK_BLOCKS)])
 
-    def info(self) -> dict:
-        return {**super().info(), "inference": self.inference}
-
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         per_clip = [self.blocks(c) for c in clips]
         counts = [len(b) for b in per_clip]

@@ -193,9 +193,6 @@ class PannsCnn14(Embedder):
             out = self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), None)
         return out["embedding"].numpy(), out["clipwise_output"].numpy()
 
-    def info(self) -> dict:
-        return {**super().info(), "inference": self.inference}
-
     def _forward(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(embedding, clipwise) for one clip, windowed so memory stays bounded on long input."""
         samples = pad_to_seconds(samples, self.sample_rate, self.min_seconds)
