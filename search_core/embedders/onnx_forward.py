@@ -13,10 +13,13 @@ embedder keeps torch. int8 is calibrated on a fixed set of real blocks (the bund
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -87,18 +90,21 @@ def _session(path: Path, threads: int):
 def _export(module, example: np.ndarray, dynamic: dict, outputs: Sequence[str], dest: Path) -> None:
     import torch
 
-    quiet = open(os.devnull, "w")
-    old = sys.stdout
-    sys.stdout = quiet  # the exporter prints its progress
+    dims = {axis: torch.export.Dim(spec[0], min=spec[1], max=spec[2]) if isinstance(spec, tuple) else torch.export.Dim(spec)
+            for axis, spec in dynamic.items()}
+    # the exporter prints its progress, logs that torchvision's operators are skipped, and torch
+    # 2.13's internals raise a FutureWarning: nothing a user can act on
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
     try:
-        dims = {axis: torch.export.Dim(spec[0], min=spec[1], max=spec[2]) if isinstance(spec, tuple) else torch.export.Dim(spec)
-                for axis, spec in dynamic.items()}
-        program = torch.onnx.export(module, (torch.from_numpy(example),), input_names=["input"], output_names=list(outputs),
-                                    dynamic_shapes=(dims,), dynamo=True, verbose=False)
-        program.save(str(dest))
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(module, (torch.from_numpy(example),), input_names=["input"], output_names=list(outputs),
+                                        dynamic_shapes=(dims,), dynamo=True, verbose=False)
+            program.save(str(dest))
     finally:
-        sys.stdout = old
-        quiet.close()
+        registry.setLevel(level)
 
 
 def _quantize(src: Path, dest: Path, calibration: np.ndarray) -> None:
