@@ -14,7 +14,6 @@ embedder keeps torch. int8 is calibrated on a fixed set of real blocks (the bund
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import sys
@@ -37,14 +36,6 @@ class FastPathUnavailable(RuntimeError):
     """The ONNX Runtime path cannot serve this model here; the message says why (torch is used)."""
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def check_signal(rate: int, seconds: float = 8.0) -> np.ndarray:
     """A fixed test signal (tones, a chirp, noise bursts) whose blocks check a fast path against torch."""
     t = np.arange(int(rate * seconds)) / rate
@@ -52,7 +43,6 @@ def check_signal(rate: int, seconds: float = 8.0) -> np.ndarray:
     y = 0.3 * np.sin(2 * np.pi * (200 + 400 * t) * t) + 0.1 * np.sin(2 * np.pi * 1500 * t)
     y += rng.normal(scale=0.2, size=len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0.6)
     return y.astype(np.float32)
-
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -158,7 +148,9 @@ def onnx_forward(module, *, name: str, weights: Path, mode: str, check: np.ndarr
         import torch
     except ImportError as exc:
         raise FastPathUnavailable(f"onnxruntime is not installed ({exc}); `pip install -r requirements.txt` installs it") from None
-    key = f"{name}-{mode}-{file_digest(weights)}-torch{torch.__version__}-ort{onnxruntime.__version__}-f{FORMAT}"
+    from ..indexer import file_sha256  # the indexer's content hash, here of the weights
+
+    key = f"{name}-{mode}-{file_sha256(Path(weights))[:16]}-torch{torch.__version__}-ort{onnxruntime.__version__}-f{FORMAT}"
     path = Path(cache_dir).expanduser() / f"{key.replace('+', '_')}.onnx"
     session = None
     if path.exists():
