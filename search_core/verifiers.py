@@ -32,6 +32,7 @@ class Hit:
     scale: float = 1.0  # the occurrence's length over the library sound's
     pitch_semitones: float = 0.0
     gain_db: float | None = None
+    channel: str = ""  # the channel the copy best fits through (warped.CHANNELS), "" for none
 
     @property
     def speed(self) -> float:
@@ -41,6 +42,8 @@ class Hit:
         d = {"speed": round(self.speed, 3), "pitch_semitones": round(self.pitch_semitones, 2)}
         if self.gain_db is not None:
             d["gain_db"] = round(self.gain_db, 1)
+        if self.channel:
+            d["channel"] = self.channel
         return d
 
 
@@ -89,8 +92,8 @@ class WarpedVerifier:
         profile, which = warped.score_profile(tpl, feats, lo, hi)
         out = []
         for p, s in peaks(profile, threshold, max(tpl.frames, 4)):
-            scale, pitch, gain = warped.alignment(tpl, feats, lo + p, int(which[p]))
-            out.append(Hit(lo + p, s, scale, pitch, gain))
+            scale, pitch, gain, channel = warped.alignment(tpl, feats, lo + p, int(which[p]))
+            out.append(Hit(lo + p, s, scale, pitch, gain, channel))
         return out
 
 

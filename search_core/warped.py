@@ -43,6 +43,12 @@ MASK_FRACTION = 0.3
 DETAIL_SIZE = (5, 5)  # bands x frames of the local mean that detail is taken from
 DETAIL_WEIGHT = 2.0
 FRAMES_PER_SECOND = RATE / HOP
+# Channels a copy may have passed through, each a template variant at the original time scale: the
+# library sound as a telephone line would carry it (4th-order 300-3400 Hz band-pass, applied to its
+# spectrogram). Without it a band-limited copy loses the template's low and high salient cells to
+# whatever else is playing there (measured: telephone copies 6 of 13 at the threshold, with it 13).
+CHANNELS: tuple[str, ...] = ("telephone",)
+TELEPHONE_BAND = (300.0, 3400.0)
 
 _filterbank: np.ndarray | None = None
 
@@ -105,6 +111,7 @@ class Variant:
     """The template at one time scale, ready for the correlations (inner bands only)."""
 
     scale: float
+    channel: str  # "" (as the library holds it) or one of CHANNELS
     env: np.ndarray  # centred over the mask, zero elsewhere, divided by its norm
     det: np.ndarray
     mask: np.ndarray
@@ -141,8 +148,33 @@ def _unit(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return c / norm if norm > 1e-9 else c
 
 
+def band_centres() -> np.ndarray:
+    return FMIN * 2 ** (np.arange(_bank().shape[0]) / BANDS_PER_OCTAVE)
+
+
+def through(feats: np.ndarray, channel: str) -> np.ndarray:
+    """The features as `channel` would pass them (a gain per band, in dB)."""
+    if channel != "telephone":
+        raise ValueError(f"unknown channel {channel!r}")
+    f, (lo, hi) = band_centres(), TELEPHONE_BAND
+    gain = 10 * np.log10(1 / (1 + (lo / f) ** 8) / (1 + (f / hi) ** 8))
+    return np.maximum(feats + gain[:, None].astype(np.float32), FLOOR_DB)
+
+
+def _variant(core: np.ndarray, scale: float, channel: str = "") -> Variant:
+    f = _stretch(core, scale)
+    d = detail(f)[MAX_SHIFT:-MAX_SHIFT].astype(np.float64)
+    f = f[MAX_SHIFT:-MAX_SHIFT].astype(np.float64)
+    mask = (f >= np.quantile(f, 1.0 - MASK_FRACTION)).astype(np.float32)
+    if mask.sum() < 8:
+        mask = np.ones_like(f)
+    return Variant(scale, channel, _unit(f, mask).astype(np.float32), _unit(d, mask).astype(np.float32), mask,
+                   (f * mask).astype(np.float32), float(mask.sum()))
+
+
 def make_warp_template(samples: np.ndarray) -> WarpTemplate | None:
-    """Template of mono audio at RATE, at every time scale; None when it is silent."""
+    """Template of mono audio at RATE, at every time scale, and through each channel at the
+    original scale; None when it is silent."""
     feats = logspec(samples)
     energy = feats.max(axis=0)
     if energy.max() <= FLOOR_DB + 1e-3:
@@ -151,16 +183,8 @@ def make_warp_template(samples: np.ndarray) -> WarpTemplate | None:
     first, last = int(loud[0]), max(int(loud[-1]) + 1, int(loud[0]) + 3)
     last = min(last, feats.shape[1])
     core = feats[:, first:last]
-    variants = []
-    for scale in TIME_SCALES:
-        f = _stretch(core, scale)
-        d = detail(f)[MAX_SHIFT:-MAX_SHIFT].astype(np.float64)
-        f = f[MAX_SHIFT:-MAX_SHIFT].astype(np.float64)
-        mask = (f >= np.quantile(f, 1.0 - MASK_FRACTION)).astype(np.float32)
-        if mask.sum() < 8:
-            mask = np.ones_like(f)
-        variants.append(Variant(scale, _unit(f, mask).astype(np.float32), _unit(d, mask).astype(np.float32), mask,
-                                (f * mask).astype(np.float32), float(mask.sum())))
+    variants = [_variant(core, scale) for scale in TIME_SCALES]
+    variants += [_variant(through(core, channel), 1.0, channel) for channel in CHANNELS]
     return WarpTemplate(first * HOP / RATE, (last - first) * HOP / RATE, len(samples) / RATE, variants)
 
 
@@ -237,13 +261,14 @@ def score_profile(tpl: WarpTemplate, target: Target, lo: int, hi: int) -> tuple[
     return np.clip(best, -1.0, 1.0), which
 
 
-def alignment(tpl: WarpTemplate, target: Target, position: int, which: int) -> tuple[float, float, float]:
+def alignment(tpl: WarpTemplate, target: Target, position: int, which: int) -> tuple[float, float, float, str]:
     """What the best variant at `position` says: (time scale, pitch shift in semitones, gain in dB,
-    the median level difference over the salient cells, the recording against the library sound)."""
+    the median level difference over the salient cells, the recording against the library sound,
+    and the channel: "" or one of CHANNELS)."""
     shifts = 2 * MAX_SHIFT + 1
     v = tpl.variants[which // shifts]
     shift = which % shifts - MAX_SHIFT
     length = v.mask.shape[1]
     x = target.feats[MAX_SHIFT + shift : target.feats.shape[0] - MAX_SHIFT + shift, position : position + length]
     gain = float(np.median((x - v.raw)[v.mask[:, : x.shape[1]] > 0])) if x.shape[1] == length else 0.0
-    return v.scale, shift * 12.0 / BANDS_PER_OCTAVE, gain
+    return v.scale, shift * 12.0 / BANDS_PER_OCTAVE, gain, v.channel

@@ -89,3 +89,25 @@ def test_a_wild_recording_lists_its_library_sounds_and_no_distractor(tmp_path):
     changed = [d.as_dict() for d in result.detections if inserted[d.name]["condition"].startswith("speed")]
     for d in changed:
         assert d["speed"] == pytest.approx(inserted[d["name"]]["speed"], abs=0.03)
+
+
+def test_a_telephone_band_copy_is_found_through_the_telephone_channel(tmp_path, settings, monkeypatch):
+    """A copy band-limited to 300-3400 Hz lost the template's low and high salient cells: matched
+    as the library holds it, it falls under the threshold; through the template's telephone
+    variant it is found, and the detection says so."""
+    from scipy.signal import butter, sosfilt
+
+    from search_core import warped
+
+    query = SAMPLE_DATA / "ambience_nature" / "wesnoth_birds2.ogg"
+    clip = load_audio(query, RATE).samples
+    band = sosfilt(butter(6, [300, 3400], btype="bandpass", fs=RATE, output="sos"), clip).astype(np.float32)
+    rec = tmp_path / "telephone.ogg"
+    _recording(rec, [(2.0, 0.5 * band / np.max(np.abs(band)))], 4.0 + len(clip) / RATE)
+    result = find(query, rec, settings)
+    assert len(result.matches) == 1, [m.as_dict() for m in result.matches]
+    m = result.matches[0]
+    assert abs(m.start - 2.0) < 0.05 and m.change.get("channel") == "telephone"
+    monkeypatch.setattr(warped, "CHANNELS", ())
+    plain = find(query, rec, settings, threshold=0.05).matches
+    assert max(x.score for x in plain) < DEFAULT_THRESHOLD <= m.score

@@ -43,8 +43,8 @@ class ScanTab(Tab):
         table = pd.DataFrame(
             [{"#": i + 1, "start": clock(m["start"], 1), "end": clock(m["end"], 1), "sound": m["name"], "category": m["label"],
               "score": round(m["score"], 3), "speed": m.get("speed"), "pitch (semitones)": m.get("pitch_semitones"),
-              "gain dB": m.get("gain_db")} for i, m in enumerate(moments)],
-            columns=["#", "start", "end", "sound", "category", "score", "speed", "pitch (semitones)", "gain dB"],
+              "gain dB": m.get("gain_db"), "channel": m.get("channel", "")} for i, m in enumerate(moments)],
+            columns=["#", "start", "end", "sound", "category", "score", "speed", "pitch (semitones)", "gain dB", "channel"],
         )
         return (status, fig, gr.update(value=table, visible=bool(moments)), moments, *self.moment_players(moments, 0))
 
