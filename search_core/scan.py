@@ -25,6 +25,7 @@ import numpy as np
 from .audio import AudioError
 from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
+from .landmarks import LandmarkStage
 from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds (benchmarks/wild.py, README "Finding sounds in recordings").
@@ -87,6 +88,7 @@ class ScanResult:
     windows: int = 0
     candidates: int = 0  # (file, window) pairs the embedding stage proposed
     events: int = 0  # sound events embedded besides the regular windows
+    landmarks: int = 0  # (file, onset) candidates the landmark stage proposed
     verified: int = 0  # distinct (file, region) alignments computed
     unverifiable: list[str] = field(default_factory=list)  # library files that could not be read
     sounds: list = field(default_factory=list)  # sounds_like.SoundEvent: every sound event's likely category
@@ -167,6 +169,7 @@ class Scanner:
         self.library = library
         self.verifier = make_verifier(verifier or library.settings.verifier)
         self.sounds_like = SoundsLike(library) if sounds_like else None  # names every sound event's category
+        self.landmarks = LandmarkStage(library) if library.settings.landmarks else None
 
     def open(self, path: str | Path, name: str | None = None) -> Recording:
         emb = self.library.embedder
@@ -184,6 +187,8 @@ class Scanner:
         win, hop = emb.window_seconds, emb.hop_seconds
         spans = emb.spans(rec.duration)
         result = ScanResult(rec.name, rec.duration, [], threshold)
+        if self.landmarks is not None:
+            self.landmarks.refresh()
         meta: dict[str, dict] = {}
         found: list[Detection] = []
         loudest = 0.0
@@ -209,6 +214,8 @@ class Scanner:
             return []
         proposals = self.propose(kept, pieces, set(spans), meta, result)
         feats = self.verifier.features(block.audio[RATE])
+        if self.landmarks is not None:
+            self.landmarks.propose(block.audio[RATE], feats, block.offset, block.start, block.end, proposals, meta, result)
         return self.verify(proposals, feats, block.offset, threshold, meta, result)
 
     def windows(self, block, spans, result) -> tuple[list[tuple[float, float]], list[np.ndarray]]:

@@ -56,6 +56,8 @@ class Settings:
     # How scan/find verify a candidate: "warped" (log-frequency, speed/pitch tolerant, warped.py) or
     # "logmel" (the earlier band-centred log-mel correlation, matching.py), kept to compare against.
     verifier: str = "warped"
+    # scan/find's candidate stages besides the embeddings: spectral-peak landmarks (landmarks.py)
+    landmarks: bool = True
     panns_checkpoint: Path | None = None
     panns_data_dir: Path = field(default_factory=lambda: Path.home() / "panns_data")
     panns_url: str = PANNS_CHECKPOINT_URL
@@ -115,6 +117,7 @@ class Settings:
             max_upload_mb=_env_float("SOUNDALIKE_MAX_UPLOAD_MB", 50.0),
             max_scan_seconds=_env_float("SOUNDALIKE_MAX_SCAN_SECONDS", 7200.0),
             verifier=env.get("SOUNDALIKE_VERIFIER", "warped"),
+            landmarks=_env_bool("SOUNDALIKE_LANDMARKS", True),
             panns_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
             panns_data_dir=Path(env.get("PANNS_DATA_DIR", str(Path.home() / "panns_data"))).expanduser(),
             panns_url=env.get("PANNS_URL", PANNS_CHECKPOINT_URL),
