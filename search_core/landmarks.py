@@ -46,7 +46,6 @@ MAX_SHIFT = warped.MAX_SHIFT
 DT_RATIO = (min(warped.TIME_SCALES) - 0.02, max(warped.TIME_SCALES) + 0.02)
 VOTE_BIN = 8  # frames (93 ms): the onset's resolution; neighbouring bins are summed
 MIN_VOTES = 4
-MIN_Z = 3.0
 PER_SECOND = 8  # candidates proposed per second of the recording, at most
 QUERY_CHUNK = 4096  # recording pairs looked up at once (bounds the matches held in memory)
 
@@ -108,7 +107,6 @@ class Candidate:
     onset: float  # seconds in the recording where the library sound's first frame lies
     votes: int
     lib_time: float  # seconds into the library sound of the mean matched anchor (long files: which segment)
-    z: float = 0.0  # votes over what chance gives this file at any onset of the block (Poisson z-score)
 
 
 @dataclass
@@ -196,12 +194,6 @@ class LandmarkIndex:
         uk, inv, count = np.unique(key, return_inverse=True, return_counts=True)
         lib_mean = np.bincount(inv, weights=lib) / count
         where = {int(k): i for i, k in enumerate(uk)}
-        # chance: a file's votes spread over every onset of the block; its expected count per
-        # neighbourhood (3 shifts x 3 bins) is what a candidate's votes are weighed against
-        cells = uk // _BINS
-        per_file = np.bincount((cells // _SHIFTS).astype(np.int64), weights=count, minlength=len(self.files))
-        bins = max(1.0, feats.shape[1] / VOTE_BIN)
-        expected = 9.0 * per_file / (bins * _SHIFTS)
         near = [ds * _BINS + db for ds in (-1, 0, 1) for db in (-1, 0, 1)]  # a tape speed's shift falls between bands
         best: dict[tuple[int, int], Candidate] = {}
         seen: set[int] = set()
@@ -219,16 +211,14 @@ class LandmarkIndex:
             onset = offset + b * VOTE_BIN / FPS
             if not start - VOTE_BIN / FPS <= onset < end:
                 continue
-            mu = expected[fidx]
-            z = (total - mu) / np.sqrt(mu + 1.0)
-            if z < MIN_Z:
-                continue
-            c = Candidate(self.files[fidx], float(onset), total, float(lib_mean[i] / FPS), float(z))
+            c = Candidate(self.files[fidx], float(onset), total, float(lib_mean[i] / FPS))
             if (fidx, b) not in best or best[(fidx, b)].votes < total:
                 best[(fidx, b)] = c
         out: list[Candidate] = []
         taken: dict[int, int] = {}
-        for c in sorted(best.values(), key=lambda c: -c.z):  # the strongest few of each second
+        # the most voted few of each second: a file's votes depend only on the audio around its
+        # onset, so the live monitor, which sees a few seconds at a time, proposes what scan does
+        for c in sorted(best.values(), key=lambda c: (-c.votes, c.onset)):
             second = int(c.onset)
             if taken.get(second, 0) < PER_SECOND:
                 taken[second] = taken.get(second, 0) + 1

@@ -10,7 +10,9 @@ What differs from the offline scan, and why:
   (scan.Scanner.verify's `checked`), so no alignment is computed twice;
 - an occurrence is reported once it ended `hold` seconds ago (time for the other library sounds
   proposed at that moment to be verified: the cohort margin needs them), and never again; a
-  later, better claim on the same moment cannot retract it.
+  later, better claim on the same moment cannot retract it, and what lost that moment to a
+  reported occurrence stays lost after the occurrence leaves the buffer (as merge_detections
+  decides it offline).
 Memory is bounded: the buffers keep the last KEEP_WINDOWS windows' worth of audio, and pending
 candidates, recent detections and reported onsets are dropped once they are older than that.
 """
@@ -23,13 +25,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..matching import logmel
-from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, MIN_MARGIN, Detection, ScanResult, Scanner, _check_threshold, audible,
+from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, Detection, ScanResult, Scanner, _check_threshold, _overlap, audible, confident,
                     merge_detections, sound_events)
 from ..verifiers import RATE
 
 SOURCE_RATE = 44100  # sources decode to this rate, mono float32
 KEEP_WINDOWS = 4.5  # audio kept, in model windows: a window, a template (1.1x) each side, events' context
 EVENT_CONTEXT = 3.0  # seconds before the newest audio that sound_events looks at (its background floor spans 3 s)
+LANDMARK_LAG = 1.0  # landmark candidates are sought for onsets this long ago: a short sound has arrived whole
+LANDMARK_CONTEXT = 2.0  # ... in audio from this long before the first such onset (chance is weighed over it too)
 
 
 class _Stream:
@@ -88,11 +92,14 @@ class LiveScanner:
         self.fed = 0.0  # stream seconds received
         self.next_window = 0.0  # start of the next regular window to embed
         self.event_cursor = 0.0  # sound events starting before this were embedded already
+        self.landmark_cursor = 0.0  # onsets before this were sought by the landmark stage already
+        if scanner.landmarks is not None:
+            scanner.landmarks.refresh()
         self.pending: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
         self.checked: dict[tuple[str, float, float], float] = {}
         self.meta: dict[str, dict] = {}
         self.recent: list[Detection] = []
-        self.reported: deque[tuple[str, float]] = deque()  # (file id, onset) of what was reported
+        self.reported: deque[Detection] = deque()  # what was reported (kept a minute beyond the buffer)
         self.stats = LiveStats()
         self.heard: list = []  # sounds_like.SoundEvent of the steps since take_sounds
         self._since_step = 0.0
@@ -127,6 +134,7 @@ class LiveScanner:
         if pieces:
             for key, windows in self.scanner.propose(kept, pieces, regular, self.meta, result).items():
                 self.pending.setdefault(key, []).extend(windows)
+        self._landmarks(now, final, result)
         if self.pending:
             feats = self.scanner.verifier.features(self.verify_audio.audio)
             self.recent += self.scanner.verify(self.pending, feats, self.verify_audio.start, min(self.threshold, COHORT_FLOOR),
@@ -136,12 +144,22 @@ class LiveScanner:
         s = self.stats
         s.windows += len(regular)
         s.events += result.events
-        s.candidates += result.candidates
+        s.candidates += result.candidates + result.landmarks
         s.verified += result.verified
         s.steps += 1
         s.busy_seconds += time.perf_counter() - began
         self.heard += result.sounds
         return out
+
+    def _landmarks(self, now: float, final: bool, result: ScanResult) -> None:
+        """The landmark stage's candidates for the onsets whose sound has arrived since the last step."""
+        stage = self.scanner.landmarks
+        upto = now if final else now - LANDMARK_LAG
+        if stage is None or upto <= self.landmark_cursor:
+            return
+        a = max(self.verify_audio.start, self.landmark_cursor - LANDMARK_CONTEXT)
+        stage.propose(self.verify_audio.span(a, now), None, a, self.landmark_cursor, upto, self.pending, self.meta, result)
+        self.landmark_cursor = upto
 
     def take_sounds(self) -> list:
         """The sound events categorised since the last call (sounds_like.py), oldest first."""
@@ -179,7 +197,7 @@ class LiveScanner:
             del self.pending[key]  # its audio is gone from the buffer
             self.checked.pop(key, None)
         self.recent = [d for d in self.recent if d.end >= horizon]
-        while self.reported and self.reported[0][1] < horizon - 60.0:
+        while self.reported and self.reported[0].end < horizon - 60.0:
             self.reported.popleft()
 
     def _confirmed(self, now: float, final: bool) -> list[Detection]:
@@ -187,10 +205,18 @@ class LiveScanner:
         for d in merge_detections([replace(x, change=dict(x.change)) for x in self.recent], self.hop):  # it mutates
             if not final and d.end > now - self.hold:
                 continue
-            if d.score < self.threshold or d.score - d.runner_up < MIN_MARGIN:
+            if not confident(d, self.threshold):
                 continue
-            if any(fid == d.id and abs(onset - d.onset) <= 0.3 for fid, onset in self.reported):
+            if any(r.id == d.id and abs(r.onset - d.onset) <= 0.3 for r in self.reported):
                 continue
-            self.reported.append((d.id, d.onset))
+            if any(r.id != d.id and r.score >= d.score and _overlap(d, _whole(r)) > 0.5 * max(1e-6, min(d.end - d.start, r.end - r.start))
+                   for r in self.reported):
+                continue  # that moment went to another library sound (all of it: later segments may not be matched yet)
+            self.reported.append(d)
             out.append(d)
         return out
+
+
+def _whole(d: Detection) -> Detection:
+    """The occurrence as long as its whole library sound lasts (at the speed found)."""
+    return replace(d, start=d.onset, end=max(d.end, d.onset + d.duration / (d.change.get("speed") or 1.0)))
