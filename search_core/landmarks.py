@@ -280,7 +280,7 @@ class LandmarkStage:
         return self.index.refresh(paths.items(), cache_path(lib.settings.data_dir, lib.collection))
 
     def propose(self, samples: np.ndarray, feats, offset: float, start: float, end: float,
-                proposals: dict, meta: dict, result) -> None:
+                proposals: dict, result) -> None:
         """Add the landmark candidates with an onset in [start, end) to `proposals` ({(file id,
         segment start, segment end): windows}, as scan.Scanner.propose makes them)."""
         spec = feats.feats if isinstance(feats, warped.Target) else warped.logspec(samples)
@@ -292,6 +292,3 @@ class LandmarkStage:
             at = c.onset + seg[0]
             proposals.setdefault((c.file_id, seg[0], seg[1]), []).append((max(0.0, at - 0.3), at + 1.0))
             result.landmarks += 1
-        missing = [f for f, _, _ in proposals if f not in meta]
-        for row in self.library.store.get(list(dict.fromkeys(missing))):
-            meta[row["id"]] = row

@@ -220,10 +220,10 @@ class Scanner:
         kept, pieces = self.windows(block, spans, result)
         if not pieces:
             return []
-        proposals = self.propose(kept, pieces, set(spans), meta, result)
+        proposals = self.propose(kept, pieces, set(spans), result)
         feats = self.verifier.features(block.audio[RATE])
         if self.landmarks is not None:
-            self.landmarks.propose(block.audio[RATE], feats, block.offset, block.start, block.end, proposals, meta, result)
+            self.landmarks.propose(block.audio[RATE], feats, block.offset, block.start, block.end, proposals, result)
         return self.verify(proposals, feats, block.offset, threshold, meta, result)
 
     def windows(self, block, spans, result) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
@@ -242,10 +242,10 @@ class Scanner:
 
         return audible(list(spans) + events, cut)
 
-    def propose(self, kept, pieces, regular: set, meta: dict, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
+    def propose(self, kept, pieces, regular: set, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
         """Stage 1: each window's nearest library files (segments), many windows per store query;
-        {(file id, segment start, segment end): the windows that proposed it}. `meta` gains the
-        proposed files' metadata; `result.sounds` the sound events' categories (sounds_like.py)."""
+        {(file id, segment start, segment end): the windows that proposed it}. `result.sounds`
+        gains the sound events' categories (sounds_like.py)."""
         lib = self.library
         proposals: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
         for i in range(0, len(pieces), EMBED_BATCH):
@@ -259,9 +259,6 @@ class Scanner:
                 for r in rows[: CANDIDATES_PER_WINDOW if w in regular else CANDIDATES_PER_EVENT]:
                     proposals.setdefault((r.file_id, r.start, r.end), []).append(w)
                     result.candidates += 1
-        missing = [f for f, _, _ in proposals if f not in meta]
-        for row in lib.store.get(list(dict.fromkeys(missing))):
-            meta[row["id"]] = row
         return proposals
 
     def verify(self, proposals, feats, offset: float, threshold: float, meta: dict, result,
@@ -270,7 +267,11 @@ class Scanner:
         `feats` (which begin at `offset` seconds). `checked` (live monitoring) maps a candidate to
         the first template start (seconds) not yet tried; it is advanced here, so audio that
         arrives later is tried once, never twice; a candidate waits until `min_new` seconds of new
-        starts can be tried, or all of its starts (each try costs about the same, however few)."""
+        starts can be tried, or all of its starts (each try costs about the same, however few).
+        `meta` (file id: its row) gains the proposed files that it lacks."""
+        missing = list(dict.fromkeys(f for f, _, _ in proposals if f not in meta))
+        for row in self.library.store.get(missing) if missing else ():
+            meta[row["id"]] = row
         verifier = self.verifier
         out: list[Detection] = []
         for key, proposed_by in proposals.items():

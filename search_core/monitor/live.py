@@ -132,7 +132,7 @@ class LiveScanner:
         kept, pieces, regular = self._new_windows(now, final)
         result = ScanResult("live", float("inf"), [], self.threshold)
         if pieces:
-            for key, windows in self.scanner.propose(kept, pieces, regular, self.meta, result).items():
+            for key, windows in self.scanner.propose(kept, pieces, regular, result).items():
                 self.pending.setdefault(key, []).extend(windows)
         self._landmarks(now, final, result)
         if self.pending:
@@ -158,7 +158,7 @@ class LiveScanner:
         if stage is None or upto <= self.landmark_cursor:
             return
         a = max(self.verify_audio.start, self.landmark_cursor - LANDMARK_CONTEXT)
-        stage.propose(self.verify_audio.span(a, now), None, a, self.landmark_cursor, upto, self.pending, self.meta, result)
+        stage.propose(self.verify_audio.span(a, now), None, a, self.landmark_cursor, upto, self.pending, result)
         self.landmark_cursor = upto
 
     def take_sounds(self) -> list:
