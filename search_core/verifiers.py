@@ -32,7 +32,7 @@ class Hit:
     scale: float = 1.0  # the occurrence's length over the library sound's
     pitch_semitones: float = 0.0
     gain_db: float | None = None
-    channel: str = ""  # the channel the copy best fits through (warped.CHANNELS), "" for none
+    channel: str = ""  # the template variant that matched best (warped.CHANNELS), "" for the full band
 
     @property
     def speed(self) -> float:
