@@ -250,13 +250,16 @@ def _write_cache(path: Path, peaks_by_file: dict[str, tuple[np.ndarray, np.ndarr
         path.parent.mkdir(parents=True, exist_ok=True)
         ids = list(peaks_by_file)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    except OSError:
+        return  # a read-only data dir: the index is rebuilt by the next process
+    try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, ids=np.array(ids, dtype=str), counts=np.array([len(peaks_by_file[i][0]) for i in ids], np.int64),
                      t=np.concatenate([peaks_by_file[i][0] for i in ids] or [np.zeros(0, np.int32)]),
                      b=np.concatenate([peaks_by_file[i][1] for i in ids] or [np.zeros(0, np.int32)]))
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only data dir: the index is rebuilt by the next process
+        Path(tmp).unlink(missing_ok=True)  # a full disk: no half-written file left behind
 
 
 class LandmarkStage:
