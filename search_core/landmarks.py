@@ -47,7 +47,7 @@ DT_RATIO = (min(warped.TIME_SCALES) - 0.02, max(warped.TIME_SCALES) + 0.02)
 VOTE_BIN = 8  # frames (93 ms): the onset's resolution; neighbouring bins are summed
 MIN_VOTES = 4
 PER_SECOND = 8  # candidates proposed per second of the recording, at most
-QUERY_CHUNK = 4096  # recording pairs looked up at once (bounds the matches held in memory)
+QUERY_CHUNK = 4096  # recording pairs looked up and counted at once (bounds the matches held in memory)
 
 
 def peaks(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +165,9 @@ class LandmarkIndex:
             return []
         lf, lt, lb, ldt, _, lkey = self._table
         rt, rb, rdt, rdb = pairs(*peaks(feats))
-        keys, recs, libs = [], [], []
+        # votes are counted chunk by chunk (a recording pair's matches never span two chunks), so
+        # only the counts, not every match, of a whole block are held at once
+        part_keys, part_counts, part_libs = [], [], []
         for c in range(0, len(rt), QUERY_CHUNK):
             t1, b1, dt, db = (a[c : c + QUERY_CHUNK] for a in (rt, rb, rdt, rdb))
             lo = np.searchsorted(lkey, _key(np.ceil(dt / DT_RATIO[1]).astype(np.int64), db), "left")
@@ -182,17 +184,18 @@ class LandmarkIndex:
             # up to a tenth of its time, which the bins (and their neighbours) absorb
             onset = t1[q].astype(np.int64) - lt[rows]
             cell = lf[rows].astype(np.int64) * _SHIFTS + (shift + MAX_SHIFT)
-            keys.append(cell * _BINS + (onset // VOTE_BIN + _BINS // 2))
-            recs.append((q + c).astype(np.int64))
-            libs.append(lt[rows])
-        if not keys:
+            key = cell * _BINS + (onset // VOTE_BIN + _BINS // 2)
+            # one vote per recording pair and (file, pitch shift, onset bin)
+            _, first = np.unique(key * (len(t1) + 1) + q, return_index=True)
+            uk, inv, count = np.unique(key[first], return_inverse=True, return_counts=True)
+            part_keys.append(uk)
+            part_counts.append(count)
+            part_libs.append(np.bincount(inv, weights=lt[rows][first], minlength=len(uk)))
+        if not part_keys:
             return []
-        key, rec, lib = np.concatenate(keys), np.concatenate(recs), np.concatenate(libs)
-        # one vote per recording pair and (file, pitch shift, onset bin)
-        _, first = np.unique(key * (len(rt) + 1) + rec, return_index=True)
-        key, lib = key[first], lib[first]
-        uk, inv, count = np.unique(key, return_inverse=True, return_counts=True)
-        lib_mean = np.bincount(inv, weights=lib) / count
+        uk, inv = np.unique(np.concatenate(part_keys), return_inverse=True)
+        count = np.bincount(inv, weights=np.concatenate(part_counts), minlength=len(uk)).astype(np.int64)
+        lib_mean = np.bincount(inv, weights=np.concatenate(part_libs), minlength=len(uk)) / count
         where = {int(k): i for i, k in enumerate(uk)}
         near = [ds * _BINS + db for ds in (-1, 0, 1) for db in (-1, 0, 1)]  # a tape speed's shift falls between bands
         best: dict[tuple[int, int], Candidate] = {}
