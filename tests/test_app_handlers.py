@@ -243,3 +243,16 @@ def test_redaction_keeps_urls_and_removes_server_paths():
             "or ~/panns/x.pth; library data/soundalike.db; not mydata/y")
     assert redact_paths(text, ("data",)) == ("from https://zenodo.org/record/1/files/Cnn14.pth?download=1 (no network). "
                                              "Put it at [server path], or [server path]; library [server path]; not mydata/y")
+
+
+def test_the_scan_threshold_slider_starts_at_the_default_and_reaches_below_it(settings):
+    """The app's slider is how a visitor lowers the threshold to find more altered copies: its
+    default is the scan's, and its range reaches well under it (the README's advice, 0.4 and 0.35)."""
+    from app import build_ui
+    from search_core.scan import DEFAULT_THRESHOLD
+
+    demo = build_ui(Service(settings))
+    sliders = [b for b in demo.blocks.values() if isinstance(b, gr.Slider) and str(b.label).startswith("Threshold (how exact")]
+    assert len(sliders) == 1
+    s = sliders[0]
+    assert s.value == DEFAULT_THRESHOLD and s.minimum <= 0.35 < DEFAULT_THRESHOLD < s.maximum
