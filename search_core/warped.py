@@ -59,6 +59,10 @@ TELEPHONE_BAND = (300.0, 3400.0)
 # benchmark's tuning seeds (false alarms were short templates: 0.14-0.65 s).
 CHANCE = 5.0
 MAX_CHANCE = 0.6  # keeps 1 - c away from 0 for the tiniest templates (under ~70 cells)
+# Where the recording is (nearly) constant under the template's cells - digital silence, the floor -
+# its variance is the float32 transforms' rounding, and a correlation divided by it is noise that
+# can exceed 1. Under MIN_SPREAD dB of standard deviation over those cells nothing is compared.
+MIN_SPREAD = 0.5
 
 _filterbank: np.ndarray | None = None
 
@@ -187,8 +191,9 @@ def _variant(core: np.ndarray, scale: float, channel: str = "") -> Variant:
                    (f * mask).astype(np.float32), float(mask.sum()))
 
 
-def make_warp_template(samples: np.ndarray) -> WarpTemplate | None:
-    """Template of mono audio at RATE, at every time scale, and through each channel at the
+def make_warp_template(samples: np.ndarray, scales: tuple[float, ...] = TIME_SCALES,
+                       channels: tuple[str, ...] = CHANNELS) -> WarpTemplate | None:
+    """Template of mono audio at RATE, at each time scale, and through each channel at the
     original scale; None when it is silent."""
     feats = logspec(samples)
     energy = feats.max(axis=0)
@@ -198,8 +203,8 @@ def make_warp_template(samples: np.ndarray) -> WarpTemplate | None:
     first, last = int(loud[0]), max(int(loud[-1]) + 1, int(loud[0]) + 3)
     last = min(last, feats.shape[1])
     core = feats[:, first:last]
-    variants = [_variant(core, scale) for scale in TIME_SCALES]
-    variants += [_variant(through(core, channel), 1.0, channel) for channel in CHANNELS]
+    variants = [_variant(core, scale) for scale in scales]
+    variants += [_variant(through(core, channel), 1.0, channel) for channel in channels]
     return WarpTemplate(first * HOP / RATE, (last - first) * HOP / RATE, len(samples) / RATE, variants)
 
 
@@ -266,7 +271,7 @@ def score_profile(tpl: WarpTemplate, target: Target, lo: int, hi: int) -> tuple[
         for weight, num, s1, s2 in ((1.0, num_e, sx, sxx), (DETAIL_WEIGHT, num_d, sd, sdd)):
             var = s2 - s1 * s1 / v.cells
             with np.errstate(divide="ignore", invalid="ignore"):
-                combined += weight * np.where(var > 1e-6, num / np.sqrt(np.maximum(var, 1e-12)), 0.0)
+                combined += weight * np.where(var > v.cells * MIN_SPREAD**2, num / np.sqrt(np.maximum(var, 1e-12)), 0.0)
         combined /= DETAIL_WEIGHT + 1.0
         chance = v.chance
         combined = (combined - chance) / (1.0 - chance)

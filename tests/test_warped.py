@@ -111,3 +111,28 @@ def test_a_telephone_band_copy_is_found_through_the_telephone_channel(tmp_path, 
     monkeypatch.setattr(warped, "CHANNELS", ())
     plain = find(query, rec, settings, threshold=0.05).matches
     assert max(x.score for x in plain) < DEFAULT_THRESHOLD <= m.score
+
+
+def test_digital_silence_under_the_template_scores_nothing():
+    """Where the recording is constant under the template's cells (digital silence), the variance
+    is the transforms' rounding: a correlation divided by it was noise that reached 1 (measured:
+    a 0.02-s click against another game's click padded with 0.3 s of silence scored 1.0 there)."""
+    from search_core import warped
+
+    def padded(clip, pad):
+        return warped.Target.of(np.concatenate([np.zeros(pad, np.float32), clip, np.zeros(pad, np.float32)]))
+
+    click = load_audio(SAMPLE_DATA / "ui_click" / "wesnoth_checkbox.ogg", warped.RATE).samples
+    other = load_audio(SAMPLE_DATA / "pickup" / "hedgewars_CollectCrate.ogg", warped.RATE).samples
+    tpl = warped.make_warp_template(click)
+    target = padded(other, int(0.3 * warped.RATE))
+    profile, _ = warped.score_profile(tpl, target, 0, target.frames - tpl.frames)
+    assert profile.max() < 0.5
+    # a sound between stretches of digital silence is still found where it is (whole frames of
+    # silence, so the copy lies on the template's frame grid)
+    shot = load_audio(SAMPLE_DATA / "gunshot" / "wesnoth_gunshot.ogg", warped.RATE).samples
+    tpl = warped.make_warp_template(shot)
+    target = padded(shot, 30 * warped.HOP)
+    profile, _ = warped.score_profile(tpl, target, 0, target.frames - tpl.frames)
+    assert profile.max() > 0.95
+    assert abs(int(np.argmax(profile)) - (30 + round(tpl.lead * warped.FRAMES_PER_SECOND))) <= 1
