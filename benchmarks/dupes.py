@@ -18,6 +18,7 @@ that the copies are still found among them.
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -53,8 +54,11 @@ def alter(y: np.ndarray, rate: int, kind: str, rng: np.random.Generator, trim_en
     elif kind in WARPS:  # at the wild benchmark's rate, as it alters its insertions
         from .wild_mixes import RATE as WILD_RATE, alter as warp
 
-        y22 = librosa.resample(y, orig_sr=rate, target_sr=WILD_RATE) if rate != WILD_RATE else y
-        out, sr = warp(y22, kind, rng)[0], WILD_RATE
+        wild = librosa.resample(y, orig_sr=rate, target_sr=WILD_RATE) if rate != WILD_RATE else y
+        out = warp(wild, kind, rng)[0]
+        # back at the file's own rate: a copy at a higher rate than its original would be the
+        # suggested keeper (the highest sample rate wins a tie), and no copy gains bandwidth
+        out, sr = (librosa.resample(out, orig_sr=WILD_RATE, target_sr=rate) if rate != WILD_RATE else out), rate
     elif kind == "padded_22k":  # 0.3 s of silence first, resampled to 22.05 kHz
         out = librosa.resample(np.concatenate([np.zeros(int(0.3 * rate), np.float32), y]), orig_sr=rate, target_sr=22050)
         sr = 22050
@@ -186,7 +190,10 @@ def bench_quality(workdir: Path, model: str, clips: int = 40, seed: int = 8, che
             "seconds": round(wall, 2), "quality": rows, "embedding_only": best[1]}
 
 
-def synth_sound(rng: np.random.Generator, rate: int = 22050) -> np.ndarray:
+LAYERS = ("noise", "chirp", "fm", "clicks")
+
+
+def synth_sound(rng: np.random.Generator, rate: int = 22050, layers: list[str] | None = None) -> np.ndarray:
     """A random sound effect, 0.3-4 s: one to three layers (band-passed noise burst, chirp, FM
     tone, click train) with random envelopes. No two are alike to the sample: every layer's noise
     and every frequency parameter is drawn afresh, so the library has no near-duplicates of its own."""
@@ -200,6 +207,8 @@ def synth_sound(rng: np.random.Generator, rate: int = 22050) -> np.ndarray:
         t = np.arange(m) / rate
         env = np.exp(-t * rng.uniform(0.5, 15)) * (1 - np.exp(-t * rng.uniform(30, 800)))
         kind = rng.integers(4)
+        if layers is not None:
+            layers.append(LAYERS[int(kind)])
         if kind == 0:
             lo = rng.uniform(60, 4000)
             sos = butter(2, [lo, min(lo * rng.uniform(1.3, 6), rate / 2 - 100)], "bandpass", fs=rate, output="sos")
@@ -224,11 +233,15 @@ def generated_library(out: Path, n: int, seed: int = 11) -> Path:
     """n distinct synthetic sound effects (OGG Vorbis, 22.05 kHz): the crowd the copies hide in."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
+    kinds = {}
     for k in range(n):
-        y = synth_sound(rng)  # drawn even when the file exists, so a resumed run writes the same files
+        layers: list[str] = []
+        y = synth_sound(rng, layers=layers)  # drawn even when the file exists, so a resumed run writes the same files
+        kinds[f"gen_{k:05d}"] = "+".join(sorted(layers))
         target = out / f"gen_{k:05d}.ogg"
         if not target.exists():
             sf.write(str(target), y, 22050, format="OGG", subtype="VORBIS")
+    (out / "layers.json").write_text(json.dumps(kinds))  # what each file is made of (to read false groups by)
     return out
 
 
@@ -256,11 +269,18 @@ def bench_scale(workdir: Path, model: str, n: int, seed: int = 8) -> dict:
     result = dupes.find_dupes(lib)
     wall = time.perf_counter() - t
     found = group_pairs([[it["name"] for it in g.items] for g in result.groups])
-    quality = pr(found, truth_pairs(copies, same_sounds()))
+    truth = truth_pairs(copies, same_sounds())
+    quality = pr(found, truth)
+    layers = json.loads((folder / "layers.json").read_text())
+    false_kinds: dict[str, int] = {}
+    for pair in found - truth:
+        kinds = " / ".join(sorted(layers.get(n, "sample") for n in pair))
+        false_kinds[kinds] = false_kinds.get(kinds, 0) + 1
     row = {"model": model, "files": result.files, "index_s": round(index_s, 1), "dupes_s": round(wall, 1),
            "candidate_pairs": result.candidates, "verified_pairs": result.verified, "groups": len(result.groups),
            "recall": quality["recall"], "precision": quality["precision"], "false_pairs": quality["false"],
-           "rss_growth_mb": round(current_rss_mb() - rss0), **by_alteration(found, copies)}
+           "rss_growth_mb": round(current_rss_mb() - rss0), **by_alteration(found, copies),
+           "false_pairs_by_layers": dict(sorted(false_kinds.items(), key=lambda kv: -kv[1]))}
     Store.close_all()
     return row
 
@@ -290,7 +310,6 @@ def bench_dupes(workdir: Path, model: str, smoke: bool, scale: tuple[int, ...] =
 
 
 if __name__ == "__main__":
-    import json
     import tempfile
 
     sys.path.insert(0, str(REPO))

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +27,13 @@ from typing import Callable
 
 import numpy as np
 
-from .copies import Sound, load_sound, sound_score
+from .copies import PairSound, Sound, load_sound, sound_score
 
 DEFAULT_THRESHOLD = 0.8  # chosen on benchmark seed 7: copies 0.74-1.0 (one 0.74-0.75), other pairs <= 0.70
 CANDIDATES = 30  # neighbours per file proposed to the precise stage (top-10 misses 1 copy in 5)
 MIN_COSINE = 0.5  # a pair under this embedding cosine is never a copy (measured: copies >= 0.7)
 WARP_NEIGHBOURS = 5  # the warped check runs on each file's nearest few candidates
+PAIR_CACHE = 512  # files whose warped features are kept (~0.8 MB a second of sound each)
 LOSSLESS = {".wav", ".flac", ".aif", ".aiff", ".w64", ".au", ".caf"}
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage)
@@ -56,6 +59,26 @@ def candidate_pairs(vectors: np.ndarray, k: int = CANDIDATES, min_cosine: float 
                 if s >= min_cosine:
                     pairs[(min(i, int(j)), max(i, int(j)))] = s
     return pairs
+
+
+def local_order(items: list, edges: dict[tuple[int, int], float]) -> tuple[list, dict[tuple[int, int], float]]:
+    """The items renumbered so that candidate pairs lie close together (reverse Cuthill-McKee on
+    the candidate graph), and the edges in the new numbers: the finder goes through pairs by their
+    first file and keeps a few files' features, so near numbers mean fewer files held and made
+    again (measured on 10,327 files: 9,225 held at once before, 3,469 after)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    n = len(items)
+    if not edges:
+        return items, edges
+    ij = np.array(list(edges), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(ij)), (ij[:, 0], ij[:, 1])), shape=(n, n)).tocsr()
+    order = reverse_cuthill_mckee((graph + graph.T).tocsr(), symmetric_mode=True)
+    new = np.empty(n, dtype=np.int64)
+    new[order] = np.arange(n)
+    renumbered = {(int(min(new[i], new[j])), int(max(new[i], new[j]))): s for (i, j), s in edges.items()}
+    return [items[k] for k in order], renumbered
 
 
 def nearest_edges(edges: dict[tuple[int, int], float], k: int) -> set[tuple[int, int]]:
@@ -164,10 +187,15 @@ class DupeFinder:
         if len(self.items) >= 2:
             meta, vectors = library.vectors()
             pos = {fid: i for i, fid in enumerate(meta["id"])}
-            self.edges = candidate_pairs(vectors[[pos[it["id"]] for it in self.items]], candidates)
+            edges = candidate_pairs(vectors[[pos[it["id"]] for it in self.items]], candidates)
+            self.items, self.edges = local_order(self.items, edges)
         self.warp_pairs = nearest_edges(self.edges, warp_neighbours)
+        self._pairs: OrderedDict[int, PairSound | None] = OrderedDict()
+        self._pairs_lock = threading.Lock()
 
     def _keep(self, i: int, sound: Sound | None) -> Sound | None:
+        if sound is not None:
+            sound.key = i
         self._sounds[i] = sound
         if sound is None and self.items[i]["name"] not in self.unreadable:
             self.unreadable.append(self.items[i]["name"])
@@ -176,10 +204,23 @@ class DupeFinder:
     def _sound(self, i: int) -> Sound | None:
         return self._sounds[i] if i in self._sounds else self._keep(i, load_sound(self.items[i]["path"]))
 
+    def _pair_of(self, sound: Sound) -> PairSound | None:
+        """A file's warped features, from a small cache (most recently used kept)."""
+        with self._pairs_lock:
+            if sound.key in self._pairs:
+                self._pairs.move_to_end(sound.key)
+                return self._pairs[sound.key]
+        made = sound.pair()
+        with self._pairs_lock:
+            self._pairs[sound.key] = made
+            while len(self._pairs) > PAIR_CACHE:
+                self._pairs.popitem(last=False)
+        return made
+
     def _pair(self, i: int, j: int, a: Sound | None, b: Sound | None, warp: bool) -> float:
         if warp:
             self.warped.add((i, j))
-        return sound_score(a, b, warp=warp) if a is not None and b is not None else 0.0
+        return sound_score(a, b, warp=warp, pair_of=self._pair_of) if a is not None and b is not None else 0.0
 
     def score(self, i: int, j: int) -> float:
         """A pair's score; a pair scored without the warped check (not among its files' nearest)
@@ -218,6 +259,7 @@ class DupeFinder:
         verified = {e: self.scores[e] if e in self.scores else self.score(*e) for e in self.edges}
         found = complete_linkage(len(self.items), verified, threshold, self.score)
         self._sounds.clear()
+        self._pairs.clear()
         out = []
         for members, weakest in sorted(found, key=lambda g: (-g[1], -len(g[0]))):
             out.append(DupeGroup(weakest, sorted((self.items[i] for i in members), key=keeper_order)))
