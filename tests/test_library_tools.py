@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from benchmarks.dupes import write_copies
-from search_core.copies import load_sound, make_sound, pair_score, sound_score
+from search_core.copies import load_sound, pair_score, sound_score
 from search_core.dupes import DEFAULT_THRESHOLD, complete_linkage, find_dupes
 from search_core.labels import TEMPERATURE, suggest_label
 from search_core.library import Library
