@@ -191,10 +191,13 @@ def _variant(core: np.ndarray, scale: float, channel: str = "") -> Variant:
                    (f * mask).astype(np.float32), float(mask.sum()))
 
 
-def make_warp_template(samples: np.ndarray, scales: tuple[float, ...] = TIME_SCALES,
-                       channels: tuple[str, ...] = CHANNELS) -> WarpTemplate | None:
-    """Template of mono audio at RATE, at each time scale, and through each channel at the
-    original scale; None when it is silent."""
+def make_warp_template(samples: np.ndarray, scales: tuple[float, ...] | None = None,
+                       channels: tuple[str, ...] | None = None) -> WarpTemplate | None:
+    """Template of mono audio at RATE, at each time scale (TIME_SCALES unless given), and through
+    each channel (CHANNELS unless given) at the original scale; None when it is silent. The
+    module's constants are read at each call, so a caller (or a test) may change them."""
+    scales = TIME_SCALES if scales is None else scales
+    channels = CHANNELS if channels is None else channels
     feats = logspec(samples)
     energy = feats.max(axis=0)
     if energy.max() <= FLOOR_DB + 1e-3:
