@@ -32,7 +32,7 @@ from .mixes import sample_clips, write_ogg
 THRESHOLDS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 # Bundled clips that are one recording at another speed: supertux_bigjump is supertux_jump played at
 # 0.94 (resampled by 1/0.94, its waveform correlates 0.98 with bigjump's; 0.13-0.42 at 0.90-0.93 and
-# 0.95-0.99). Found by the warped check, so they count as duplicates of each other.
+# 0.95-0.99). Found by dupes' speed check, so they count as duplicates of each other.
 DERIVED = {"supertux_jump": {"supertux_bigjump"}}
 
 
@@ -195,8 +195,10 @@ LAYERS = ("noise", "chirp", "fm", "clicks")
 
 def synth_sound(rng: np.random.Generator, rate: int = 22050, layers: list[str] | None = None) -> np.ndarray:
     """A random sound effect, 0.3-4 s: one to three layers (band-passed noise burst, chirp, FM
-    tone, click train) with random envelopes. No two are alike to the sample: every layer's noise
-    and every frequency parameter is drawn afresh, so the library has no near-duplicates of its own."""
+    tone, click train) with random envelopes. Every layer's noise and every frequency parameter is
+    drawn afresh, meant to leave the library no near-duplicates of its own; measured, that does not
+    hold for exponential chirps: two whose sweeps overlap, decaying fast, are the same sound to the
+    ear (the 10k run's false pairs, counted by layers)."""
     from scipy.signal import butter, sosfilt
 
     n = int(rng.uniform(0.3, 4.0) * rate)

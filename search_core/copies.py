@@ -7,8 +7,8 @@
   because their waveforms do not line up sample by sample even when their spectra look alike.
 - **warped**: the warp-tolerant verifier of `scan` (warped.py), the shorter file as the template
   and the longer as the target, which finds a copy played faster or slower, pitched, or in a room.
-  It cannot tell two narrow-band sounds of one shape apart (two realisations of a 4.6 kHz noise
-  burst reach 0.7), so it is only trusted over the dupes threshold.
+  It cannot tell two sounds of one shape apart (two realisations of a 4.6 kHz noise burst reach
+  0.7, generated chirps 0.8-0.94), so its score is never a pair's score: it only says where to look.
 - **waveform at the estimated speed**: where the warped check finds the copy shifted in pitch, a
   tape-speed change is tried: the template's waveform resampled at speeds around the estimate
   (within SPEED_SPAN, to 0.00005) and correlated again. A tape copy at 0.95 or 1.05 scores 0.96-1.0
@@ -113,8 +113,13 @@ def sound_score(a: Sound, b: Sound, warp: bool = True,
 
 def wave_score(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> float:
     """pair_score rescaled against chance, for waves of power spectra px and py."""
-    c = wave_chance(min(x.size, y.size) / RATE, px, py)
-    return max(0.0, (pair_score(x, y) - c) / (1.0 - c))
+    return rescaled(pair_score(x, y), min(x.size, y.size) / RATE, px, py)
+
+
+def rescaled(r: float, overlap: float, px: np.ndarray, py: np.ndarray) -> float:
+    """A waveform correlation r rescaled against its chance level: (r - c) / (1 - c), floored at 0."""
+    c = wave_chance(overlap, px, py)
+    return max(0.0, (r - c) / (1.0 - c))
 
 
 def at_speed(wave: np.ndarray, speed: float) -> np.ndarray:
@@ -126,9 +131,11 @@ def at_speed(wave: np.ndarray, speed: float) -> np.ndarray:
 
 def speed_score(template: Sound, other: Sound, speed: float, offset: float = 0.0) -> float:
     """The best waveform score of `template` played at a speed near `speed` against `other`, over
-    SPEED_SECONDS from their starts (`other`'s from `offset` seconds in, less a margin). The correlation's peak over speed is narrow (about 1 / (seconds x
-    bandwidth): 0.94 scores 0.98 where 0.93 and 0.95 score 0.4), so the speed is found coarse to
-    fine: by 0.001 on waves decimated 4x, then by 0.0002 and by 0.00005 at RATE."""
+    SPEED_SECONDS from their starts (`other`'s from `offset` seconds in, less a margin). The
+    correlation's peak over speed is narrow (about 1 / (seconds x bandwidth): 0.94 scores 0.98
+    where 0.93 and 0.95 score 0.4), so the speed is found coarse to fine: by 0.001 on waves
+    decimated 4x, then by 0.0002 and by 0.00005 at RATE. The chance level is that of two sounds
+    of `other`'s spectrum (the template at the right speed has it)."""
     from scipy.signal import resample_poly
 
     x = template.wave[: int(SPEED_SECONDS * RATE * (speed + SPEED_SPAN)) + 1]
@@ -146,8 +153,7 @@ def speed_score(template: Sound, other: Sound, speed: float, offset: float = 0.0
     s, _ = best(xs, ys, speed + np.arange(-SPEED_SPAN, SPEED_SPAN + 1e-9, 0.001))
     s, _ = best(x, y, s + np.arange(-0.001, 0.001 + 1e-9, 0.0002))
     s, r = best(x, y, s + np.arange(-0.0002, 0.0002 + 1e-9, 0.00005))
-    c = wave_chance(min(x.size, y.size) / RATE, other.spectrum, other.spectrum)
-    return max(0.0, (r - c) / (1.0 - c))
+    return rescaled(r, min(x.size, y.size) / RATE, other.spectrum, other.spectrum)
 
 
 def make_wave(samples: np.ndarray, rate: int = RATE) -> np.ndarray | None:
@@ -218,7 +224,6 @@ def _between_samples(corr: np.ndarray, at: int) -> float:
 class PairSound:
     """A file's audible part, ready to be either side of a pair."""
 
-    seconds: float
     template: warped.WarpTemplate
     target: warped.Target
 
@@ -231,7 +236,7 @@ def pair_sound(samples: np.ndarray) -> PairSound | None:
     tpl = warped.make_warp_template(y, PAIR_SCALES, ())
     if tpl is None:
         return None
-    return PairSound(y.size / warped.RATE, tpl, warped.Target.of(y))
+    return PairSound(tpl, warped.Target.of(y))
 
 
 @dataclass
