@@ -1,12 +1,17 @@
 """Shared fixtures. Tests use real parts: real decoding, real models, a real Milvus Lite file."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Isolate HOME before anything imports panns_inference (it reads ~/panns_data at import time),
-# so tests never touch, or depend on, the user's model cache.
-os.environ["HOME"] = tempfile.mkdtemp(prefix="soundalike-test-home-")
+# so tests never touch, or depend on, the user's model cache. It is removed when the session ends:
+# it holds the session's model cache (over 600 MB), and 160 runs left behind had filled the disk.
+TEST_HOME = tempfile.mkdtemp(prefix="soundalike-test-home-")
+os.environ["HOME"] = TEST_HOME
+atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("MPLBACKEND", "Agg")
 for var in ("MILVUS_URI", "MILVUS_TOKEN", "SOUNDALIKE_MODEL", "PANNS_CHECKPOINT", "SOUNDALIKE_ADMIN", "SOUNDALIKE_ADMIN_TOKEN",
