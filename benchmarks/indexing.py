@@ -1,5 +1,6 @@
 """Indexing throughput against model-only throughput on the same clips, per inference path (torch
-eager, the reference; ONNX Runtime; its int8 graph) and thread setting; where the time goes (the
+eager, the reference; ONNX Runtime; OpenVINO bf16 where the CPU has it; ONNX Runtime's int8 graph)
+and thread setting; where the time goes (the
 profile); how far each path's embeddings are from torch's; and the held-out quality per path."""
 from __future__ import annotations
 
@@ -47,15 +48,22 @@ def model_only(files, emb) -> tuple[float, np.ndarray]:
     return time.perf_counter() - t, np.concatenate(vectors)
 
 
+PATHS = ("torch", "onnx", "bf16", "int8")
+
+
 def paths_for(model: str, inference) -> list[str]:
-    """The inference paths measured for a model: int8 is offered for aisfx only (PANNs' quality
-    cannot be measured without its real weights)."""
+    """The inference paths measured for a model: int8 and bf16 are offered for aisfx only (PANNs'
+    reasons: embedders/panns.py); bf16 where the CPU computes it natively."""
+    from search_core.embedders.openvino_forward import native_bf16
+
     if model == "mfcc":  # numpy only: one path
         return ["torch"]
-    return [m for m in inference if m != "int8" or model == "aisfx"]
+    if model != "aisfx":
+        return [m for m in inference if m not in ("int8", "bf16")]
+    return [m for m in inference if m != "bf16" or native_bf16()]
 
 
-def bench_indexing(models, sets: dict[str, Path], workdir: Path, thread_configs, inference=("torch", "onnx", "int8")) -> list[dict]:
+def bench_indexing(models, sets: dict[str, Path], workdir: Path, thread_configs, inference=PATHS) -> list[dict]:
     from search_core.library import Library
     from search_core.indexer import collect
 
@@ -72,7 +80,7 @@ def bench_indexing(models, sets: dict[str, Path], workdir: Path, thread_configs,
                     s = s.with_(torch_threads=torch_threads, decode_workers=decode_workers, inference=mode)
                     lib = Library(s)
                     used = lib.embedder.inference
-                    assert used in (mode, "numpy"), f"{model}: {mode} was refused (see the warning above)"
+                    assert used in (mode, "numpy") or mode == "auto", f"{model}: {mode} was refused (see the warning above)"
                     floor, vectors = model_only(files, lib.embedder)
                     if mode == "torch":
                         reference = vectors
@@ -102,7 +110,7 @@ def speedups(rows: list[dict]) -> None:
         r["vs_torch"] = round(r["clips_per_s"] / b, 2) if b else None
 
 
-def bench_profile(models, folder: Path, workdir: Path, inference=("torch", "onnx", "int8")) -> list[dict]:
+def bench_profile(models, folder: Path, workdir: Path, inference=PATHS) -> list[dict]:
     """Where indexing's time goes, per model and path: decode (to the model's rate), cutting into
     segments plus the front end (aisfx's mel; PANNs' is inside its graph, so counted as forward),
     the forward pass, and the store's writes (timed inside a real index run of the same files)."""
@@ -154,12 +162,12 @@ def bench_profile(models, folder: Path, workdir: Path, inference=("torch", "onnx
     return rows
 
 
-def bench_quality(folder: Path, workdir: Path, inference=("torch", "onnx", "int8")) -> list[dict]:
+def bench_quality(folder: Path, workdir: Path, inference=PATHS) -> list[dict]:
     """Leave-one-out retrieval quality (`eval`) of aisfx per inference path."""
     from search_core.evaluate import evaluate
 
     rows = []
-    for mode in inference:
+    for mode in paths_for("aisfx", inference):
         r = evaluate(folder, settings_for("aisfx", workdir, f"quality_{mode}").with_(inference=mode), "aisfx")
         o = r["overall"]
         rows.append({"model": "aisfx", "inference": mode, "p@1": o["p@1"], "p@5": o["p@5"], "map": o["map"],

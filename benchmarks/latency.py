@@ -10,8 +10,8 @@ from search_core.audio import load_audio
 
 
 
-def bench_latency(models, durations, runs, workdir: Path, library_clips: int, inference=("torch", "onnx")) -> list[dict]:
-    """Per model and inference path (benchmarks/indexing.py `paths_for`): torch, the reference, then the default."""
+def bench_latency(models, durations, runs, workdir: Path, library_clips: int, inference=("torch", "onnx", "bf16")) -> list[dict]:
+    """Per model and inference path (benchmarks/indexing.py `paths_for`): torch, the reference, then the fast paths."""
     from search_core.service import Service
 
     from .indexing import paths_for

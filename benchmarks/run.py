@@ -79,7 +79,7 @@ def _indexing(args, work: Path, smoke: bool, models: list[str]):
     sets = {"generated_20": generated_set(20, work)} if smoke else {"sample_data": SAMPLE, "generated_500": generated_set(500, work)}
     rows = bench_indexing(models, sets, work, [(0, 1)])  # the defaults: the runtime picks its threads (2 here), one decode worker
     if not smoke and "aisfx" in models:  # thread settings for 2 cores, on the sample set, on the default path
-        rows += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)], inference=("onnx",))
+        rows += bench_indexing(["aisfx"], {"sample_data": SAMPLE}, work, [(1, 1), (1, 2), (2, 1), (2, 2)], inference=("auto",))
     return rows
 
 

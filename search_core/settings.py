@@ -76,10 +76,12 @@ class Settings:
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_data")
     max_zip_members: int = 500
     torch_threads: int = 0  # 0: leave torch's default
-    # The forward pass: "onnx" (ONNX Runtime, the same embeddings, measured 2.3x faster on aisfx),
-    # "int8" (quantized ONNX Runtime, aisfx only: faster still, cosine 0.997+ to the reference) or
-    # "torch" (eager, the reference; also what any refused fast path falls back to).
-    inference: str = "onnx"
+    # The forward pass (embedders/onnx_forward.py): "auto" (the model's fastest path that runs here
+    # and passes its check: aisfx bf16 where the CPU has native bfloat16, else onnx), "onnx" (ONNX
+    # Runtime, the same embeddings), "bf16" (aisfx only: OpenVINO in bfloat16, cosine 0.999+),
+    # "int8" (quantized ONNX Runtime, aisfx only, cosine 0.997+) or "torch" (eager, the reference;
+    # also what a refused fast path falls back to).
+    inference: str = "auto"
     model_cache_dir: Path = field(default_factory=lambda: _user_cache() / "models")  # exported ONNX graphs
     decode_workers: int = 1  # measured best on 2 cores with torch on 2 threads (benchmarks)
     # Files written for visitors (Gradio's upload cache, copies made for players, excerpts, REST
@@ -129,7 +131,7 @@ class Settings:
             public=_env_bool("SOUNDALIKE_PUBLIC", bool(env.get("SPACE_ID"))),
             media_dirs=tuple(Path(p).expanduser() for p in env.get("SOUNDALIKE_MEDIA_DIRS", "").split(os.pathsep) if p),
             torch_threads=int(_env_float("SOUNDALIKE_TORCH_THREADS", 0)),
-            inference=env.get("SOUNDALIKE_INFERENCE", "onnx"),
+            inference=env.get("SOUNDALIKE_INFERENCE", "auto"),
             model_cache_dir=Path(env["SOUNDALIKE_MODEL_CACHE"]).expanduser() if env.get("SOUNDALIKE_MODEL_CACHE")
             else _user_cache() / "models",
             decode_workers=int(_env_float("SOUNDALIKE_DECODE_WORKERS", 1)),

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from search_core.embedders.openvino_forward import native_bf16
+
 from .apprunner import running_app
 from .conftest import SAMPLE_DATA, synth
 
@@ -55,7 +57,8 @@ def test_health_stats_and_openapi(api):
     assert api.get("/api/health").json() == {"status": "ok", "model": "aisfx", "count": 207}
     stats = api.get("/api/stats").json()
     assert stats["count"] == 207 and stats["labels"]["voice"] == 21 and stats["dim"] == 512
-    assert stats["inference"] == "onnx"  # the default forward pass: ONNX Runtime
+    # the default forward pass (auto): OpenVINO bf16 where the CPU has native bfloat16, else ONNX Runtime
+    assert stats["inference"] == ("bf16" if native_bf16() else "onnx")
     spec = api.get("/openapi.json").json()
     paths = set(spec["paths"])
     assert {"/api/search", "/api/audio/{item_id}", "/api/index", "/api/index/sample", "/api/index/{job_id}",

@@ -1,6 +1,7 @@
-"""The ONNX Runtime forward pass (SOUNDALIKE_INFERENCE) against torch eager, on the real aisfx
-weights and real bundled sounds: the same embeddings, a cached graph, a damaged cache made again,
-and a clear message for a mode that does not exist."""
+"""The fast forward passes (SOUNDALIKE_INFERENCE) against torch eager, on the real aisfx weights
+and real bundled sounds: ONNX Runtime gives the same embeddings, OpenVINO bf16 stays within cosine
+0.999 (where the CPU has native bfloat16), `auto` takes the fastest that runs here, a cached graph,
+a damaged cache made again, and a clear message for a mode that does not exist."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from search_core.audio import load_audio
 from search_core.embedders import ModelUnavailable
 from search_core.embedders.aisfx import AisfxEmbedder
+from search_core.embedders.openvino_forward import native_bf16
 from search_core.settings import Settings
 
 from .conftest import SAMPLE_DATA
@@ -47,6 +49,42 @@ def test_int8_stays_close_to_torch(tmp_path, clips):
     assert cos.min() >= 0.99 and np.median(cos) >= 0.998, (cos.min(), np.median(cos))
 
 
+needs_bf16 = pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bfloat16 (Intel AMX or AVX512-BF16)")
+
+
+@needs_bf16
+def test_bf16_stays_within_0999_of_torch_on_the_float32_graph(tmp_path, clips):
+    cache = tmp_path / "models"
+    reference = AisfxEmbedder(settings(cache, "torch"))
+    bf16 = AisfxEmbedder(settings(cache, "bf16"))
+    assert bf16.inference == "bf16"
+    (graph,) = cache.glob("*.onnx")  # OpenVINO compiles the float32 graph that `onnx` runs
+    assert graph.name.startswith("aisfx-onnx-")
+    cos = np.sum(reference.embed(clips) * bf16.embed(clips), axis=1)
+    assert cos.min() >= 0.999 and np.median(cos) >= 0.9995, (cos.min(), np.median(cos))
+    assert AisfxEmbedder(settings(cache, "onnx")).inference == "onnx" and list(cache.glob("*.onnx")) == [graph]
+
+
+@needs_bf16
+def test_bf16_gives_each_thread_its_own_request(tmp_path, clips):
+    """The app embeds searches and indexing jobs on several threads at once: one OpenVINO request
+    serves one call at a time, so each thread must get the same vectors as a lone caller."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = AisfxEmbedder(settings(tmp_path, "bf16"))
+    alone = [emb.embed([c]) for c in clips]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: emb.embed([c]), clips * 2))
+    for i, vec in enumerate(together):
+        np.testing.assert_allclose(vec, alone[i % len(clips)], atol=1e-6)
+
+
+def test_auto_takes_bf16_where_the_cpu_has_it_else_onnx(tmp_path, clips):
+    emb = AisfxEmbedder(settings(tmp_path, "auto"))
+    assert emb.inference == ("bf16" if native_bf16() else "onnx")
+    assert Settings().inference == "auto"  # the default
+
+
 def test_a_damaged_cached_graph_is_made_again(tmp_path, clips, capfd):
     cache = tmp_path / "models"
     AisfxEmbedder(settings(cache, "onnx"))
@@ -58,7 +96,7 @@ def test_a_damaged_cached_graph_is_made_again(tmp_path, clips, capfd):
 
 
 def test_an_unknown_mode_is_a_clear_message(tmp_path):
-    with pytest.raises(ModelUnavailable, match="SOUNDALIKE_INFERENCE='fast' is not one of: torch, onnx, int8"):
+    with pytest.raises(ModelUnavailable, match="SOUNDALIKE_INFERENCE='fast' is not one of: auto, torch, onnx, bf16, int8"):
         AisfxEmbedder(settings(tmp_path, "fast"))
 
 

@@ -82,17 +82,20 @@ def test_configured_checkpoint_loads_and_embeds(tmp_path, checkpoint):
     assert len(tags) == 5 and all(name in emb.labels and 0.0 <= p <= 1.0 for name, p in tags)
 
 
-def test_onnx_forward_equals_torch_on_the_real_architecture(tmp_path, checkpoint):
-    """SOUNDALIKE_INFERENCE=onnx (the default) runs the exported Cnn14, front end included, with
-    the same embeddings and AudioSet probabilities as torch, at every clip length it is given."""
+def test_onnx_forward_equals_torch_on_the_real_architecture(tmp_path, checkpoint, capfd):
+    """SOUNDALIKE_INFERENCE=onnx (auto's choice for PANNs) runs the exported Cnn14, front end
+    included, with the same embeddings and AudioSet probabilities as torch, at every clip length it
+    is given; bf16 is aisfx's alone, and asking for it says so."""
     clips = [synth("tone", 0.2, 32000), synth("noise", 3.0, 32000), synth("chirp", 45.0, 32000)]
     base = panns_settings(tmp_path, panns_checkpoint=checkpoint).with_(model_cache_dir=tmp_path / "models")
-    fast = PannsCnn14(base.with_(inference="onnx"), download=False)
+    fast = PannsCnn14(base.with_(inference="auto"), download=False)
     torch_ = PannsCnn14(base.with_(inference="torch"), download=False)
     assert (fast.inference, torch_.inference) == ("onnx", "torch") and len(list((tmp_path / "models").glob("*.onnx"))) == 1
     (v1, p1), (v2, p2) = fast.embed_tagged(clips), torch_.embed_tagged(clips)
     assert np.sum(v1 * v2, axis=1).min() >= 0.9999
     np.testing.assert_allclose(p1, p2, atol=1e-4)
+    assert PannsCnn14(base.with_(inference="bf16"), download=False).inference == "onnx"
+    assert "bf16 is offered for aisfx only; using onnx" in capfd.readouterr().err
 
 
 def test_long_clip_is_windowed(tmp_path, checkpoint):

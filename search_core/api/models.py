@@ -73,7 +73,7 @@ class CopiesDeleted(BaseModel):
 class Stats(BaseModel):
     model: str
     model_note: str
-    inference: str  # the forward pass that runs: torch, onnx, int8 (numpy for mfcc)
+    inference: str  # the forward pass that runs: torch, onnx, bf16, int8 (numpy for mfcc)
     dim: int
     collection: str
     count: int

@@ -49,10 +49,12 @@ class AisfxEmbedder(Embedder):
         self.model.eval()
         self.sample_dir = getattr(settings, "sample_dir", None)
         mode = getattr(settings, "inference", "torch")
-        self.fast = forward_or_torch(lambda: onnx_forward(
-            self.model.embedding_net, name=self.name, weights=Path(ai.get_path_modelWeights()), mode=mode,
+        # auto: bf16 where the CPU computes it natively (6x ONNX Runtime's float32 here), else onnx
+        self.fast = forward_or_torch(lambda path: onnx_forward(
+            self.model.embedding_net, name=self.name, weights=Path(ai.get_path_modelWeights()), mode=path,
             check=self.blocks(check_signal(self.sample_rate)), reference=self._torch_forward,
-            cache_dir=settings.model_cache_dir, threads=settings.torch_threads, calibration=self._calibration), mode, self.name)
+            cache_dir=settings.model_cache_dir, threads=settings.torch_threads, calibration=self._calibration),
+            mode, self.name, prefer=("bf16", "onnx"))
         self.inference = self.fast.mode if self.fast is not None else "torch"
 
     def spectrogram(self, samples: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ class Embedder(ABC):
     min_seconds: float = 0.0
     description: str = ""
     note: str = ""  # why this model was chosen, e.g. by `auto`
-    inference: str = "numpy"  # the forward pass that runs: torch, onnx or int8 for the torch models (onnx_forward.py)
+    inference: str = "numpy"  # the forward pass that runs: torch, onnx, bf16 or int8 for the torch models (onnx_forward.py)
     # Library files longer than the window are stored as overlapping segments of this length, and
     # scans embed recordings in the same windows, so a moment is compared with a moment.
     window_seconds: float = 2.0

@@ -1,15 +1,19 @@
-"""A model's forward pass on ONNX Runtime, the faster path of `SOUNDALIKE_INFERENCE` (torch eager
-stays the reference and the fallback).
+"""A model's forward pass on a faster runtime, the paths of `SOUNDALIKE_INFERENCE` (torch eager
+stays the reference and the fallback): `onnx` (ONNX Runtime, float32), `bf16` (the same graph on
+OpenVINO in bfloat16, openvino_forward.py), `int8` (ONNX Runtime, quantized), and `auto` (the
+default: the first of the model's preferred paths that runs here and passes the check).
 
 Measured on this project's 2-core CPU (aisfx, a batch of 32 blocks): torch eager 27 ms a block,
-ONNX Runtime 12 ms with the same result (cosine 0.9999998), ONNX Runtime int8 4 ms (cosine
-0.997-0.9999 on held-out blocks). `python -m benchmarks --only indexing` measures the whole path.
+ONNX Runtime 12 ms with the same result (cosine 0.9999998), OpenVINO bf16 2 ms (cosine 0.9998),
+ONNX Runtime int8 4 ms (cosine 0.997-0.9999 on held-out blocks). `python -m benchmarks --only
+indexing` measures the whole path.
 
 The graph is exported from the loaded torch module on first use and cached under
 `model_cache_dir`, named by the weights' digest and the torch and onnxruntime versions, so a new
 checkpoint or library version exports again. Every load checks the session against torch on a
 fixed batch; a session that disagrees (cosine below CHECK_COSINE) is refused with a message and the
-embedder keeps torch. int8 is calibrated on a fixed set of real blocks (the bundled sounds).
+embedder takes the next path (torch at the end). int8 is calibrated on a fixed set of real blocks
+(the bundled sounds).
 """
 from __future__ import annotations
 
@@ -25,10 +29,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-INFERENCE_MODES = ("torch", "onnx", "int8")
-# the least cosine between a session's output and torch's on the check batch; int8 is judged by its
-# retrieval quality (README: eval P@5), its per-vector agreement is lower by design
-CHECK_COSINE = {"onnx": 0.9999, "int8": 0.99}
+INFERENCE_MODES = ("auto", "torch", "onnx", "bf16", "int8")
+# the least cosine between a session's output and torch's on the check batch: float32 must give
+# the same vectors; bf16 must stay within the equality the project holds fast paths to (0.999);
+# int8 is judged by its retrieval quality (README: eval P@5), its per-vector agreement is lower
+CHECK_COSINE = {"onnx": 0.9999, "bf16": 0.999, "int8": 0.99}
 FORMAT = 1  # raise when the export below changes, so cached graphs are made again
 
 
@@ -135,9 +140,18 @@ def _export_to(path: Path, module, check: np.ndarray, dynamic: dict, outputs: Se
         raise FastPathUnavailable(f"exporting {name} to ONNX failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
+def _runner(path: Path, mode: str, threads: int):
+    if mode == "bf16":
+        from .openvino_forward import bf16_forward
+
+        return bf16_forward(path, threads)
+    session = _session(path, threads)
+    return OnnxForward(path, mode, session, session.get_inputs()[0].name)
+
+
 def onnx_forward(module, *, name: str, weights: Path, mode: str, check: np.ndarray, reference: Callable[[np.ndarray], np.ndarray],
                  cache_dir: Path, threads: int = 0, dynamic: dict | None = None, outputs: Sequence[str] = ("output",),
-                 calibration: Callable[[], np.ndarray] | None = None) -> OnnxForward:
+                 calibration: Callable[[], np.ndarray] | None = None):
     """The cached (or newly exported) session of `module`, checked against `reference` (torch) on
     `check`: its first output must agree within CHECK_COSINE[mode]. `dynamic` names the input's
     axes of varying size ({axis: name or (name, min, max)}; default: the batch, axis 0); the export
@@ -150,36 +164,65 @@ def onnx_forward(module, *, name: str, weights: Path, mode: str, check: np.ndarr
         raise FastPathUnavailable(f"onnxruntime is not installed ({exc}); `pip install -r requirements.txt` installs it") from None
     from ..indexer import file_sha256  # the indexer's content hash, here of the weights
 
-    key = f"{name}-{mode}-{file_sha256(Path(weights))[:16]}-torch{torch.__version__}-ort{onnxruntime.__version__}-f{FORMAT}"
+    graph_mode = "onnx" if mode == "bf16" else mode  # bf16 compiles the float32 graph
+    key = f"{name}-{graph_mode}-{file_sha256(Path(weights))[:16]}-torch{torch.__version__}-ort{onnxruntime.__version__}-f{FORMAT}"
     path = Path(cache_dir).expanduser() / f"{key.replace('+', '_')}.onnx"
-    session = None
+    forward = None
     if path.exists():
         try:
-            session = _session(path, threads)
+            forward = _runner(path, mode, threads)
+        except FastPathUnavailable:
+            raise
         except Exception:  # a damaged cache file (e.g. a disk filled up mid-write elsewhere): made again
             path.unlink(missing_ok=True)
-    if session is None:
-        _export_to(path, module, check, dynamic or {0: "batch"}, outputs, mode, name, calibration)
-        session = _session(path, threads)
-    forward = OnnxForward(path, mode, session, session.get_inputs()[0].name)
+    if forward is None:
+        _export_to(path, module, check, dynamic or {0: "batch"}, outputs, graph_mode, name, calibration)
+        forward = _runner(path, mode, threads)
     agreement = min_cosine(forward(check)[0], reference(check))
     if agreement < CHECK_COSINE[mode]:
         raise FastPathUnavailable(f"the {mode} graph of {name} disagrees with torch (cosine {agreement:.5f} < {CHECK_COSINE[mode]})")
     return forward
 
 
-def forward_or_torch(make: Callable[[], OnnxForward], mode: str, name: str) -> OnnxForward | None:
-    """`make()` for the onnx/int8 modes, None (torch) for `torch` or when the fast path fails (said
-    on stderr: the model still works, only slower)."""
+def auto_paths(prefer: Sequence[str]) -> list[str]:
+    """The paths `auto` tries, in the model's order of preference: bf16 only where the CPU computes
+    it natively and no GPU serves ONNX Runtime (a GPU build of it is there to be used)."""
+    from .openvino_forward import native_bf16
+
+    paths = list(prefer)
+    if "bf16" in paths and (_gpu_onnx() or not native_bf16()):
+        paths.remove("bf16")
+    return paths
+
+
+def _gpu_onnx() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def forward_or_torch(make: Callable[[str], object], mode: str, name: str, prefer: Sequence[str] = ("onnx",)):
+    """`make(path)` for a fast path (`auto`: each of `prefer` that may run here, in turn), or None
+    (torch) for `torch` or when no fast path works (said on stderr: the model still works, only
+    slower). The returned forward's `mode` says which path runs."""
     if mode not in INFERENCE_MODES:
         from .base import ModelUnavailable
 
         raise ModelUnavailable(f"SOUNDALIKE_INFERENCE={mode!r} is not one of: {', '.join(INFERENCE_MODES)}")
     if mode == "torch":
         return None
-    try:
-        return make()
-    except Exception as exc:  # FastPathUnavailable, or onnxruntime failing to run the graph here
-        reason = str(exc) if isinstance(exc, FastPathUnavailable) else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        print(f"warning: {name}: SOUNDALIKE_INFERENCE={mode} is unavailable, using torch: {reason}", file=sys.stderr, flush=True)
-        return None
+    reasons = []
+    for path in auto_paths(prefer) if mode == "auto" else [mode]:
+        try:
+            forward = make(path)
+        except Exception as exc:  # FastPathUnavailable, or a runtime failing to run the graph here
+            reason = str(exc) if isinstance(exc, FastPathUnavailable) else f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            reasons.append(f"{path}: {reason}" if mode == "auto" else reason)
+            continue
+        if reasons:
+            print(f"warning: {name}: {'; '.join(reasons)}; using {path}", file=sys.stderr, flush=True)
+        return forward
+    print(f"warning: {name}: SOUNDALIKE_INFERENCE={mode} is unavailable, using torch: {'; '.join(reasons)}", file=sys.stderr, flush=True)
+    return None

@@ -177,12 +177,16 @@ class PannsCnn14(Embedder):
         self.model = load_cnn14(self.checkpoint)
         self.labels = audioset_labels()
         mode = settings.inference
-        if mode == "int8":  # its quality cannot be measured without the real weights (none offline here)
-            print("warning: panns-cnn14: int8 is offered for aisfx only; using onnx", file=sys.stderr, flush=True)
+        # int8: its quality cannot be measured without the real weights (none offline here). bf16
+        # runs a repeated input length 3-4x faster, but OpenVINO compiles each new length once
+        # (0.05-0.2 s) and files' lengths rarely repeat: over 15 lengths of 1.5-8 s it took as long
+        # as ONNX Runtime in float32, and on random weights it missed the 0.999 check (0.9984)
+        if mode in ("int8", "bf16"):
+            print(f"warning: panns-cnn14: {mode} is offered for aisfx only; using onnx", file=sys.stderr, flush=True)
             mode = "onnx"
         rate = self.sample_rate
-        self.fast = forward_or_torch(lambda: onnx_forward(
-            two_outputs(self.model), name=self.name, weights=self.checkpoint, mode=mode, check=check_signal(rate, 3.0)[None, :],
+        self.fast = forward_or_torch(lambda path: onnx_forward(
+            two_outputs(self.model), name=self.name, weights=self.checkpoint, mode=path, check=check_signal(rate, 3.0)[None, :],
             reference=lambda x: self._torch_forward(x)[0], cache_dir=settings.model_cache_dir, threads=settings.torch_threads,
             dynamic={1: ("samples", int(self.min_seconds * rate), int((WINDOW_SECONDS + 2) * rate))}, outputs=("embedding", "clipwise")),
             mode, self.name)
