@@ -11,6 +11,11 @@ class ModelUnavailable(RuntimeError):
     """A model cannot be loaded here (missing weights, no network, bad checkpoint); message is for people."""
 
 
+class FastPathUnavailable(RuntimeError):
+    """A faster inference path cannot serve this model here; the message says why (the next path
+    runs: onnx_forward.forward_or_torch)."""
+
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Row-wise unit length; an all-zero (or non-finite) row becomes a fixed unit vector, never NaN."""
     x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

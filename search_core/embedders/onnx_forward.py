@@ -29,16 +29,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .base import FastPathUnavailable
+
 INFERENCE_MODES = ("auto", "torch", "onnx", "bf16", "int8")
 # the least cosine between a session's output and torch's on the check batch: float32 must give
 # the same vectors; bf16 must stay within the equality the project holds fast paths to (0.999);
 # int8 is judged by its retrieval quality (README: eval P@5), its per-vector agreement is lower
 CHECK_COSINE = {"onnx": 0.9999, "bf16": 0.999, "int8": 0.99}
 FORMAT = 1  # raise when the export below changes, so cached graphs are made again
-
-
-class FastPathUnavailable(RuntimeError):
-    """The ONNX Runtime path cannot serve this model here; the message says why (torch is used)."""
 
 
 def check_signal(rate: int, seconds: float = 8.0) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .onnx_forward import FastPathUnavailable
+from .base import FastPathUnavailable
 
 
 class NoBf16(FastPathUnavailable):
