@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, AudioError, Clip, load_audio, require_sound
+from .audio import AUDIO_EXTENSIONS, AudioError, load_audio, require_sound
 from .embedders.base import Embedder
 from .store import Record, Store
 
@@ -107,6 +107,17 @@ class Item:
     replaces: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Decoded:
+    """A file as the decode workers hand it over: what its records need, and its pieces already
+    through the model's front end (Embedder.prepare)."""
+
+    duration: float
+    source_rate: int
+    spans: list[tuple[float, float]]
+    prepared: list
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -170,9 +181,11 @@ class Indexer:
         self.batch_size = batch_size
         self.upsert_batch = upsert_batch
 
-    def _decode(self, item: Item) -> Clip | AudioError:
+    def _decode(self, item: Item) -> Decoded | AudioError:
+        """A file decoded, cut into the model's pieces and through its front end (in a decode
+        worker, while the model embeds the batch before)."""
         try:
-            return require_sound(load_audio(
+            clip = require_sound(load_audio(
                 item.path,
                 self.embedder.sample_rate,
                 max_seconds=self.settings.max_index_seconds,
@@ -182,6 +195,12 @@ class Indexer:
             return exc
         except Exception as exc:  # never let one file abort a run
             return AudioError(item.path.name, f"could not be decoded ({exc})")
+        spans, pieces = self.embedder.pieces(clip.samples, clip.duration)
+        try:
+            prepared = self.embedder.prepare(pieces)
+        except Exception as exc:
+            return AudioError(item.path.name, f"model failed ({exc})")
+        return Decoded(clip.duration, clip.source_rate, spans, prepared)
 
     def plan(self, items: Sequence[Item], report: IndexReport, shard: Shard | None = None) -> list[Item]:
         """Hash, drop duplicates, other shards' files and unchanged files; note which stored ids each
@@ -232,12 +251,12 @@ class Indexer:
             progress(0, len(todo), "")
         pending: list[Record] = []
         replaced: list[tuple[Item, list[str]]] = []
-        batch: list[tuple[Item, Clip]] = []
-        for done, (item, clip) in enumerate(self._decoded(todo), 1):
-            if isinstance(clip, AudioError):
-                report.failed.append((item.path.name, clip.reason))
+        batch: list[tuple[Item, Decoded]] = []
+        for done, (item, decoded) in enumerate(self._decoded(todo), 1):
+            if isinstance(decoded, AudioError):
+                report.failed.append((item.path.name, decoded.reason))
             else:
-                batch.append((item, clip))
+                batch.append((item, decoded))
             if len(batch) >= self.batch_size or (done == len(todo) and batch):
                 pending += self._records(batch, report, replaced)
                 batch = []
@@ -268,13 +287,12 @@ class Indexer:
                     queue.append((nxt, pool.submit(self._decode, nxt)))
                 yield item, fut.result()
 
-    def _records(self, batch: list[tuple[Item, Clip]], report: IndexReport, replaced: list[tuple[Item, list[str]]]) -> list[Record]:
+    def _records(self, batch: list[tuple[Item, Decoded]], report: IndexReport, replaced: list[tuple[Item, list[str]]]) -> list[Record]:
         """A batch of decoded files through the model together: their records (a model failure
         fails the batch's files, reported, and the run goes on)."""
-        # Long files become overlapping windows; every piece of the batch goes through the model together.
-        cut = [self.embedder.pieces(clip.samples, clip.duration) for _, clip in batch]
+        # Long files became overlapping windows; every piece of the batch goes through the model together.
         try:
-            vectors, probs = self.embedder.embed_tagged([p for _, pieces in cut for p in pieces])
+            vectors, probs = self.embedder.embed_prepared([p for _, d in batch for p in d.prepared])
         except Exception as exc:
             for item, _ in batch:
                 report.failed.append((item.path.name, f"model failed ({exc})"))
@@ -282,13 +300,14 @@ class Indexer:
         now = time.time()
         at = 0
         records = []
-        for (item, clip), (spans, _) in zip(batch, cut):
+        for item, decoded in batch:
+            spans = decoded.spans
             vecs = vectors[at : at + len(spans)]
             # the file's tags: its segments' probabilities, weighted by their length
             tags = None if probs is None else self.embedder.top_tags(
                 np.average(probs[at : at + len(spans)], axis=0, weights=[max(e - s, 1e-3) for s, e in spans]))
             at += len(spans)
-            records.append(Record(item.id, vecs, str(item.path), item.name, item.label, clip.duration, clip.source_rate, now, spans, tags))
+            records.append(Record(item.id, vecs, str(item.path), item.name, item.label, decoded.duration, decoded.source_rate, now, spans, tags))
             (report.updated if item.replaces else report.added).append(str(item.path))
             report.stored.append((item.id, item.label))
             if item.replaces:

@@ -35,6 +35,20 @@ def test_aisfx_spectrogram_is_frames_by_mels(aisfx):
     assert blocks.shape[1:] == (100, 96)
 
 
+@pytest.mark.parametrize("seconds", [0.01, 0.05, 1.0, 7.3])
+def test_aisfx_power_spectrogram_is_librosas(seconds):
+    """The front end's one-call STFT gives librosa's values (aisfx was trained on librosa's)."""
+    import librosa
+
+    from search_core.embedders.aisfx import power_spectrogram
+
+    y = synth("noise", seconds, 44100) + synth("chirp", seconds, 44100)
+    ours = power_spectrogram(y, 2048, 1024)
+    theirs = np.abs(librosa.stft(y, n_fft=2048, hop_length=1024, win_length=2048)) ** 2
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5 * theirs.max())
+
+
 @pytest.mark.parametrize("seconds", [0.2, 0.5, 60.0])
 def test_aisfx_handles_short_and_long_clips(aisfx, seconds):
     vec = aisfx.embed_one(synth("chirp", seconds, 44100))

@@ -117,3 +117,23 @@ def test_models_get_their_own_collections(settings, sounds):
     m = Library(settings, model="mfcc")
     a.index([sounds])
     assert a.collection != m.collection and m.count() == 0
+
+
+def test_stored_vectors_are_the_models_own_embedding_of_each_piece(settings, sounds):
+    """The decode workers run the model's front end (Embedder.prepare) while the model embeds the
+    batch before: every stored segment must still be the model's own embedding of its piece."""
+    from search_core.audio import load_audio
+
+    sf.write(sounds / "tone" / "long.wav", synth("chirp", 7.0, 22050), 22050)  # several segments
+    lib = Library(settings)
+    lib.index([sounds])
+    emb = lib.embedder
+    files, segs = lib.store.segment_vectors()
+    paths = {r["id"]: r["path"] for r in lib.store.iterate(("id", "path"))}
+    assert len(set(files)) == 13 and len(segs) > 13
+    for fid in set(files):
+        clip = load_audio(paths[fid], emb.sample_rate)
+        expected = emb.embed(emb.pieces(clip.samples, clip.duration)[1])
+        stored = np.asarray([v for f, v in zip(files, segs) if f == fid])
+        assert len(stored) == len(expected)
+        assert (stored @ expected.T).max(axis=1).min() > 0.99999

@@ -76,6 +76,16 @@ class Embedder(ABC):
         """(embeddings, per-clip class probabilities (n, len(tag_labels)) or None), from one pass."""
         return self.embed(clips), None
 
+    def prepare(self, clips: Sequence[np.ndarray]) -> list:
+        """The front end's work on clips, done ahead of the forward pass: the indexer's decode
+        workers call it, so it overlaps the model's work on the batch before. One entry per clip;
+        lists of entries concatenate. Default: the clips themselves (the model does it all)."""
+        return list(clips)
+
+    def embed_prepared(self, prepared: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """embed_tagged of the clips that prepare() was given."""
+        return self.embed_tagged(prepared)
+
     def top_tags(self, probs: np.ndarray | None, top: int = 5) -> list[dict] | None:
         """The `top` classes of one probability row, as the JSON contract's [{"label", "p"}]."""
         if probs is None or not len(self.tag_labels):
