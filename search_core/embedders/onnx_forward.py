@@ -162,6 +162,10 @@ def onnx_forward(module, *, name: str, weights: Path, mode: str, check: np.ndarr
         raise FastPathUnavailable(f"onnxruntime is not installed ({exc}); `pip install -r requirements.txt` installs it") from None
     from ..indexer import file_sha256  # the indexer's content hash, here of the weights
 
+    if mode == "bf16":  # refused before any export where the CPU cannot run it
+        from .openvino_forward import require_bf16
+
+        require_bf16()
     graph_mode = "onnx" if mode == "bf16" else mode  # bf16 compiles the float32 graph
     key = f"{name}-{graph_mode}-{file_sha256(Path(weights))[:16]}-torch{torch.__version__}-ort{onnxruntime.__version__}-f{FORMAT}"
     path = Path(cache_dir).expanduser() / f"{key.replace('+', '_')}.onnx"

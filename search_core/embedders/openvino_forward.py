@@ -30,12 +30,21 @@ def _core():
     return openvino.Core()
 
 
+def require_bf16():
+    """OpenVINO's runtime, where its CPU plugin computes bfloat16 natively; else NoBf16 says why."""
+    core = _core()
+    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise NoBf16("this CPU has no native bfloat16 (Intel AMX or AVX512-BF16)")
+    return core
+
+
 def native_bf16() -> bool:
     """Whether OpenVINO's CPU plugin computes bfloat16 natively on this machine."""
     try:
-        return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        require_bf16()
     except Exception:  # NoBf16, or a plugin that cannot load here
         return False
+    return True
 
 
 @dataclass
@@ -59,9 +68,7 @@ class OpenVinoForward:
 
 def bf16_forward(graph: Path, threads: int) -> OpenVinoForward:
     """The float32 ONNX graph at `graph`, compiled for bfloat16 on the CPU."""
-    core = _core()
-    if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        raise NoBf16("this CPU has no native bfloat16 (Intel AMX or AVX512-BF16)")
+    core = require_bf16()
     config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"}
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads
