@@ -40,7 +40,8 @@ def bench_shards(folder: Path, work: Path, processes=(1, 2, 4), model: str = "ai
                 log.close()
             lib = Library(Settings(data_dir=work / f"shards_data_{n}", milvus_uri=server.uri, model=model, library=library))
             stored = lib.count()
-            rows.append({"processes": n, "threads_each": env["SOUNDALIKE_TORCH_THREADS"], "files": files, "stored": stored,
+            rows.append({"processes": n, "inference": lib.embedder.inference, "threads_each": env["SOUNDALIKE_TORCH_THREADS"],
+                         "files": files, "stored": stored,
                          "exit_codes": codes, "wall_s": round(wall, 1), "clips_per_s": round(files / wall, 1)})
             print(f"shards {n}: {files} files in {wall:.1f} s, {stored} stored, exit {codes}", file=sys.stderr)
         one = rows[0]["clips_per_s"]

@@ -35,7 +35,7 @@ def test_aisfx_spectrogram_is_frames_by_mels(aisfx):
     assert blocks.shape[1:] == (100, 96)
 
 
-@pytest.mark.parametrize("seconds", [0.01, 0.05, 1.0, 7.3])
+@pytest.mark.parametrize("seconds", [0.01, 0.05, 1.0, 7.3, 30.0])  # 30 s: more frames than one FFT call takes
 def test_aisfx_power_spectrogram_is_librosas(seconds):
     """The front end's one-call STFT gives librosa's values (aisfx was trained on librosa's)."""
     import librosa
