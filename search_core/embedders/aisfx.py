@@ -31,19 +31,16 @@ def power_spectrogram(y: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     between them."""
     import scipy.fft
     from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.signal import get_window
 
     padded = np.pad(np.asarray(y, dtype=np.float32), (n_fft // 2, n_fft // 2))  # never shorter than n_fft
     frames = sliding_window_view(padded, n_fft)[::hop]  # a view: nothing is copied yet
-    window = _hann(n_fft)
+    window = get_window("hann", n_fft).astype(np.float32)  # periodic, as librosa's
     out = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.float32)
     for start in range(0, len(frames), STFT_FRAMES):
         spec = scipy.fft.rfft(frames[start : start + STFT_FRAMES] * window, axis=1)
         out[:, start : start + STFT_FRAMES] = (spec.real**2 + spec.imag**2).T
     return out
-
-
-def _hann(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
 class AisfxEmbedder(Embedder):
