@@ -33,11 +33,14 @@ def test_onnx_embeddings_equal_torch_and_the_graph_is_cached(tmp_path, clips):
     fast = AisfxEmbedder(settings(cache, "onnx"))
     assert fast.inference == "onnx" and fast.info()["inference"] == "onnx"
     (graph,) = cache.glob("aisfx-onnx-*.onnx")
+    # ONNX Runtime's optimized form is kept beside it, its weights in a file of their own (mapped)
+    (opt,) = cache.glob("aisfx-onnx-*.opt")
+    assert opt.name.startswith(graph.name) and opt.with_name(opt.name + ".data").stat().st_size > 1_000_000
     cos = np.sum(reference.embed(clips) * fast.embed(clips), axis=1)
     assert cos.min() >= 0.9999, cos.min()
-    made = graph.stat().st_mtime_ns
+    made = graph.stat().st_mtime_ns, opt.stat().st_mtime_ns
     again = AisfxEmbedder(settings(cache, "onnx"))  # a second process: the cached graph, not a new export
-    assert again.inference == "onnx" and graph.stat().st_mtime_ns == made
+    assert again.inference == "onnx" and (graph.stat().st_mtime_ns, opt.stat().st_mtime_ns) == made
     np.testing.assert_allclose(again.embed(clips[:3]), fast.embed(clips[:3]), atol=1e-6)
 
 
@@ -89,9 +92,18 @@ def test_a_damaged_cached_graph_is_made_again(tmp_path, clips, capfd):
     cache = tmp_path / "models"
     AisfxEmbedder(settings(cache, "onnx"))
     (graph,) = cache.glob("*.onnx")
+    (opt,) = cache.glob("*.opt")
     graph.write_bytes(b"not a graph" * 100)
     emb = AisfxEmbedder(settings(cache, "onnx"))
     assert emb.inference == "onnx" and graph.stat().st_size > 1_000_000
+    (remade,) = cache.glob("*.opt")  # the optimized form of the damaged graph went with it
+    assert remade != opt and not opt.with_name(opt.name + ".data").exists()
+    # a damaged optimized form: the graph runs as it is, and the next load optimizes it again
+    remade.write_bytes(b"not a graph either")
+    assert AisfxEmbedder(settings(cache, "onnx")).inference == "onnx" and not remade.exists()
+    again = AisfxEmbedder(settings(cache, "onnx"))
+    assert again.inference == "onnx" and remade.stat().st_size > 1000
+    np.testing.assert_allclose(again.embed(clips[:2]), emb.embed(clips[:2]), atol=1e-6)
     assert "warning" not in capfd.readouterr().err
 
 

@@ -96,6 +96,33 @@ def test_onnx_forward_equals_torch_on_the_real_architecture(tmp_path, checkpoint
     np.testing.assert_allclose(p1, p2, atol=1e-4)
     assert PannsCnn14(base.with_(inference="bf16"), download=False).inference == "onnx"
     assert "bf16 is offered for aisfx only; using onnx" in capfd.readouterr().err
+    # once the graph has passed its check, the torch module (327 MB) is released; torch keeps its own
+    assert fast.model is None and torch_.model is not None
+
+
+def mapped_files() -> str:
+    return Path("/proc/self/maps").read_text()
+
+
+def test_the_checkpoint_is_memory_mapped_and_an_old_format_one_still_loads(tmp_path, checkpoint):
+    """Loading maps the checkpoint's tensors from the file (one copy of the weights in memory,
+    not the file's beside the module's); a checkpoint in torch's pre-zip format cannot be mapped
+    and is read whole, with the same weights."""
+    import torch
+
+    from search_core.embedders.panns import load_cnn14
+
+    mapped = load_cnn14(checkpoint)
+    assert str(checkpoint) in mapped_files()
+    old = tmp_path / "old-format.pth"
+    torch.save(torch.load(checkpoint, weights_only=False), old, _use_new_zipfile_serialization=False)
+    read = load_cnn14(old)
+    assert str(old) not in mapped_files()
+    for (name, a), (_, b) in zip(mapped.state_dict().items(), read.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = torch.from_numpy(synth("noise", 2.0, 32000)[None, :])
+    with torch.inference_mode():
+        np.testing.assert_allclose(mapped(x, None)["embedding"].numpy(), read(x, None)["embedding"].numpy(), atol=1e-6)
 
 
 def test_long_clip_is_windowed(tmp_path, checkpoint):

@@ -125,14 +125,20 @@ def build_cnn14():
 
 
 def load_cnn14(checkpoint: Path):
+    """Cnn14 with the checkpoint's weights, memory-mapped from the file where its format allows
+    (torch's zip format): the module takes the file's tensors in place of its random ones, which
+    are freed, so loading does not hold the file's 327 MB and a copy of them in the module at once."""
     import torch
 
-    model = build_cnn14()
+    model = build_cnn14()  # not on torch's meta device: torchlibrosa sets weights from numpy as it is built
     try:
         with torch.serialization.safe_globals(numpy_safe_globals()):
-            ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+            try:
+                ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # an old (pre-zip) checkpoint cannot be mapped: read it whole
+                ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
         state = ckpt["model"] if isinstance(ckpt, dict) and "model" in ckpt else ckpt
-        model.load_state_dict(state)
+        model.load_state_dict(state, assign=True)
     except Exception as exc:
         raise ModelUnavailable(
             f"The PANNs checkpoint at {checkpoint} could not be loaded ({str(exc).splitlines()[0][:200]}). "
@@ -191,6 +197,8 @@ class PannsCnn14(Embedder):
             dynamic={1: ("samples", int(self.min_seconds * rate), int((WINDOW_SECONDS + 2) * rate))}, outputs=("embedding", "clipwise")),
             mode, self.name)
         self.inference = self.fast.mode if self.fast is not None else "torch"
+        if self.fast is not None:  # checked against torch: the module's 327 MB are not needed again
+            self.model = None
 
     def _torch_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._torch.inference_mode():
