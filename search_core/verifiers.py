@@ -3,6 +3,7 @@ measure both on the same recordings (as Panako keeps its strategies side by side
 
 - `warped` (default, warped.py): log-frequency detail + envelope over the template's salient cells,
   every time scale 0.9-1.1 and pitch shift +-2.5 semitones; says how the sound was changed.
+- `warped-raw`: the same without the background normalisation (the default until 2026-11-30).
 - `logmel` (matching.py): the band-centred log-mel correlation at the original speed and pitch.
 
 Both work at the same frame rate (hop 256 at 22.05 kHz), so a caller's frame ranges hold for either.
@@ -71,10 +72,24 @@ class LogmelVerifier:
 
 
 class WarpedVerifier:
+    """`background` (the default): every score is taken against the template's own chance level,
+    its best score on background.py's music and voices (cohort normalisation); `warped-raw` is the
+    same verifier without it, kept so that both are measured on the same benchmarks."""
+
     name = "warped"
 
-    def __init__(self, cache_size: int = 512):
+    def __init__(self, cache_size: int = 512, background: bool = True):
         self.cache = matching.TemplateCache(cache_size, warped.make_warp_template)
+        self.background = background
+
+    def level(self, tpl: warped.WarpTemplate) -> float:
+        """The template's chance level on the background, computed once (~0.07 s) and kept with
+        the template, which the cache keeps between scans."""
+        if tpl.background is None:
+            from . import background
+
+            tpl.background = background.level(tpl)
+        return tpl.background
 
     def features(self, samples: np.ndarray) -> warped.Target:
         return warped.Target.of(samples)
@@ -90,6 +105,8 @@ class WarpedVerifier:
 
     def hits(self, tpl: warped.WarpTemplate, feats: warped.Target, lo: int, hi: int, threshold: float) -> list[Hit]:
         profile, which = warped.score_profile(tpl, feats, lo, hi)
+        if self.background:
+            profile = warped.normalised(profile, self.level(tpl))
         out = []
         for p, s in peaks(profile, threshold, max(tpl.frames, 4)):
             scale, pitch, gain, channel = warped.alignment(tpl, feats, lo + p, int(which[p]))
@@ -97,7 +114,14 @@ class WarpedVerifier:
         return out
 
 
-VERIFIERS: dict[str, Any] = {"warped": WarpedVerifier, "logmel": LogmelVerifier}
+class RawWarpedVerifier(WarpedVerifier):
+    name = "warped-raw"
+
+    def __init__(self, cache_size: int = 512):
+        super().__init__(cache_size, background=False)
+
+
+VERIFIERS: dict[str, Any] = {"warped": WarpedVerifier, "warped-raw": RawWarpedVerifier, "logmel": LogmelVerifier}
 
 
 def make_verifier(name: str):

@@ -144,6 +144,8 @@ class WarpTemplate:
     length: float  # seconds the template covers
     duration: float  # seconds of the whole sound
     variants: list[Variant]
+    background: float | None = None  # its best score on background.py's audio, once a verifier has asked
+
 
     @property
     def frames(self) -> int:  # the longest variant: the most a target must hold
@@ -284,6 +286,15 @@ def score_profile(tpl: WarpTemplate, target: Target, lo: int, hi: int) -> tuple[
         best[:cols] = np.where(better, top, best[:cols])
         which[:cols] = np.where(better, k * shifts + arg, which[:cols])
     return np.clip(best, -1.0, 1.0), which
+
+
+def normalised(scores: np.ndarray, background: float) -> np.ndarray:
+    """Scores rescaled against the template's own chance level, its best score on a background
+    that does not hold it (background.py): that level is 0, an exact copy still 1. A template that
+    fits any music or any voice there needs a closer fit in a recording to score as much as one
+    that fits nothing there."""
+    b = min(max(background, 0.0), 0.9)
+    return np.clip((np.asarray(scores) - b) / (1.0 - b), -1.0, 1.0)
 
 
 def alignment(tpl: WarpTemplate, target: Target, position: int, which: int) -> tuple[float, float, float, str]:
