@@ -33,7 +33,7 @@ def warped_twins(folder=None, min_score: float = 0.9) -> dict[str, set[str]]:
     from .mixes import sample_clips
     from .scan import SAMPLE
 
-    v = WarpedVerifier(background=False)  # the twins' definition predates the background normalisation
+    v = WarpedVerifier()
     clips = [(p.stem, label, load_audio(p, RATE).samples) for p, label in sample_clips(folder or SAMPLE)]
     best: dict[tuple[str, str], float] = {}
     for a, la, ya in clips:
@@ -97,7 +97,7 @@ def bench_wild(workdir: Path, model: str, env: dict, smoke: bool, thresholds: tu
     index, _, _, err = run_cli(["index", *[str(p) for p, _ in library], "--json"], env)
     if index is None:
         raise RuntimeError(f"indexing failed: {err[-500:]}")
-    thresholds = thresholds or tuple(sorted({round(DEFAULT_THRESHOLD + d, 3) for d in (-0.05, 0.0, 0.05, 0.1, 0.15, 0.2)}))
+    thresholds = thresholds or tuple(sorted({round(DEFAULT_THRESHOLD + d, 3) for d in (-0.15, -0.1, -0.05, 0.0, 0.05, 0.1)}))
     floor = min(thresholds)
     runs: dict[str, tuple[list, list, list]] = {}
     for part, seeds in (("tune", TUNE_SEEDS[:1] if smoke else TUNE_SEEDS), ("report", REPORT_SEEDS[:1] if smoke else REPORT_SEEDS)):

@@ -30,7 +30,7 @@ from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds 0-11 (an hour; benchmarks/wild.py, README "Finding
 # sounds in recordings"): the lowest threshold with at most one false detection per hour there.
-DEFAULT_THRESHOLD = 0.25
+DEFAULT_THRESHOLD = 0.45
 # Competitors: every candidate is verified down to COHORT_FLOOR, so that a detection knows the best
 # score of another library sound at the same moment (its runner-up); a detection must beat it by
 # MIN_MARGIN. A template that fits many sounds of its kind fits their moments about as well as the

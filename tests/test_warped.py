@@ -93,9 +93,8 @@ def test_a_wild_recording_lists_its_library_sounds_and_no_distractor(tmp_path):
 
 def test_a_telephone_band_copy_is_found_through_the_telephone_channel(tmp_path, settings, monkeypatch):
     """A copy band-limited to 300-3400 Hz lost the template's low and high salient cells: matched
-    as the library holds it, it scores less than half as much (in silence; under music it falls
-    under the threshold); through the template's telephone variant it is found, and the detection
-    says so."""
+    as the library holds it, it falls under the threshold; through the template's telephone
+    variant it is found, and the detection says so."""
     from scipy.signal import butter, sosfilt
 
     from search_core import warped
@@ -111,7 +110,7 @@ def test_a_telephone_band_copy_is_found_through_the_telephone_channel(tmp_path, 
     assert abs(m.start - 2.0) < 0.05 and m.change.get("channel") == "telephone"
     monkeypatch.setattr(warped, "CHANNELS", ())
     plain = find(query, rec, settings, threshold=0.05).matches
-    assert m.score >= DEFAULT_THRESHOLD and max(x.score for x in plain) < 0.5 * m.score  # measured: 0.34 against 0.84
+    assert max(x.score for x in plain) < DEFAULT_THRESHOLD <= m.score
 
 
 def test_digital_silence_under_the_template_scores_nothing():
@@ -140,14 +139,14 @@ def test_digital_silence_under_the_template_scores_nothing():
 
 
 def test_a_template_that_fits_any_voice_is_scored_against_its_own_chance_level():
-    """Cohort normalisation (background.py): on the wild benchmark's tuning hour a 0.27-s grunt,
-    `wesnoth_human-female-hit-2`, fitted other games' voices at 0.40-0.42 and made most of the
-    false detections that were not a chiming music-like template. Its best score on the synthetic
-    background is high, an explosion's and a gunshot's low; against that level the other voices
-    fall to chance, while the grunt itself still scores over 0.9."""
-    from search_core.verifiers import RawWarpedVerifier, WarpedVerifier
+    """Cohort normalisation (background.py, `warped-bg`): on the wild benchmark's tuning hour over
+    its procedural bed a 0.27-s grunt, `wesnoth_human-female-hit-2`, fitted other games' voices at
+    0.40-0.42. Its best score on the synthetic
+    background is high, an explosion's and a gunshot's low; against that level (`warped-bg`) the
+    other voices fall to chance, while the grunt itself still scores over 0.9."""
+    from search_core.verifiers import BackgroundWarpedVerifier, WarpedVerifier
 
-    verifier, raw = WarpedVerifier(), RawWarpedVerifier()
+    verifier, raw = BackgroundWarpedVerifier(), WarpedVerifier()
 
     def best(v, tpl, y):
         feats = v.features(np.pad(y, (RATE // 2, RATE // 2)))
@@ -160,6 +159,6 @@ def test_a_template_that_fits_any_voice_is_scored_against_its_own_chance_level()
         assert verifier.level(verifier.make_template(load_audio(SAMPLE_DATA / other, RATE).samples)) < 0.15, other
     voices = [load_audio(SAMPLE_DATA / "voice" / f"hedgewars_{name}.ogg", RATE).samples
               for name in ("Incoming_3", "Revenge", "Victory", "Hello")]
-    assert max(best(raw, tpl, y) for y in voices) >= 0.4  # the case is real: raw, they reach the old threshold's range
-    assert max(best(verifier, tpl, y) for y in voices) < min(0.1, DEFAULT_THRESHOLD)
+    assert max(best(raw, tpl, y) for y in voices) >= 0.4  # the case is real: raw, they come near the threshold
+    assert max(best(verifier, tpl, y) for y in voices) < 0.1
     assert best(verifier, tpl, grunt) >= 0.9
