@@ -75,7 +75,7 @@ class LogmelVerifier:
 class WarpedVerifier:
     """`background`: every score is taken against the template's own chance level, its best score
     on background.py's music and voices (cohort normalisation; `warped-bg`, an option: README,
-    "What a score means")."""
+    "Option: warped-bg")."""
 
     name = "warped"
 

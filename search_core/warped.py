@@ -146,7 +146,6 @@ class WarpTemplate:
     variants: list[Variant]
     background: float | None = None  # its best score on background.py's audio, once a verifier has asked
 
-
     @property
     def frames(self) -> int:  # the longest variant: the most a target must hold
         return max(v.mask.shape[1] for v in self.variants)
