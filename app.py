@@ -76,7 +76,7 @@ def build_ui(service: Service) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=2):
                         scan_rec = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="scan-recording", buttons=["download"])
-                        scan_threshold = gr.Slider(0.3, 0.99, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold (how exact a match must be)",
+                        scan_threshold = gr.Slider(0.1, 0.99, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold (how exact a match must be)",
                                                    info=f"{DEFAULT_THRESHOLD} finds the exact library sounds with few false detections; lower finds more")
                         with gr.Accordion("Find one sound instead (optional)", open=False):
                             scan_query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="The sound to find", elem_id="scan-query")

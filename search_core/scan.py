@@ -3,12 +3,14 @@ sound occurs in a recording is find.py).
 
 scan, in two stages, streamed block by block (memory does not grow with the recording's length):
 1. candidates: the recording is embedded in the model's windows (the same windows the library's
-   long files are segmented into) and each window's nearest library files are looked up in the
-   store, many windows per query;
+   long files are segmented into), in its sound events and from the onsets inside them
+   (events.py), and each piece's nearest library files are looked up in the store, many pieces
+   per query; the landmark stage (landmarks.py) adds its own;
 2. verification: each candidate's template is slid over the part of the recording around the
    windows that proposed it, by a verifier (verifiers.py: `warped` by default, which also tries
    speed, pitch and stretch changes and says which it found; or the earlier `logmel`); a score at
-   or above the threshold is a detection, its peak the onset.
+   or above the threshold is a detection, its peak the onset. The library sounds nearest a
+   detected one (SIBLINGS) are then verified there too, so that its competitors are known.
 Then one entry per occurrence: detections of the same file that overlap are one, consecutive
 segments of a long library file that line up are joined, and where different files claim the same
 moment the best-scoring one wins, if it beats the best of the others by MIN_MARGIN.
@@ -23,24 +25,33 @@ from typing import Callable
 import numpy as np
 
 from .audio import AudioError
+from .events import onset_windows, sound_events
 from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
 from .landmarks import LandmarkStage
-from .verifiers import FRAMES_PER_SECOND, RATE, make_verifier
+from .verifiers import FRAMES_PER_SECOND, RATE, BackgroundWarpedVerifier, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds 0-11 (an hour; benchmarks/wild.py, README "Finding
-# sounds in recordings"): the lowest threshold with at most one false detection per hour there.
-DEFAULT_THRESHOLD = 0.45
+# sounds in recordings"), for the default verifier (`warped-bg`): the lowest threshold, in steps of
+# 0.05, with at most one false detection per hour there. (`warped`, raw scores: 0.45; `logmel`: 0.85.)
+DEFAULT_THRESHOLD = BackgroundWarpedVerifier.threshold  # 0.3
 # Competitors: every candidate is verified down to COHORT_FLOOR, so that a detection knows the best
 # score of another library sound at the same moment (its runner-up); a detection must beat it by
 # MIN_MARGIN. A template that fits many sounds of its kind fits their moments about as well as the
 # library's other sounds of that kind do; the copy of a recording stands out from them.
 COHORT_FLOOR = 0.2
 MIN_MARGIN = 0.1
-# ... unless it scores SURE or more: no recording other than the library sound's own scored over
-# 0.5 on the wild benchmark's tuning hour, so a runner-up this close is another copy of the same recording in
-# the library (a game that ships it pitched, a near-duplicate), and the best of them is reported.
+# ... unless it scores SURE or more: on the wild benchmark's tuning hour no alignment of a library
+# sound that was not there scored over 0.6, so a runner-up this close is another copy of the same
+# recording in the library (a game that ships it pitched, a near-duplicate), and the best of them
+# is reported.
 SURE = 0.7
+# Siblings: a library sound detected at the threshold has its SIBLINGS nearest library sounds (by
+# embedding) verified at the same moment too, so that another take of it that the candidate stage
+# did not propose there is its runner-up or wins the moment: on the wild benchmark's tuning hour a
+# telephone-band copy of one take of a spell was named as another take, whose own template (0.83
+# there) had never been proposed.
+SIBLINGS = 5
 CANDIDATES_PER_WINDOW = 10  # nearest library files each regular window proposes for verification
 CANDIDATES_PER_EVENT = 20  # ... and each sound event (short sounds are the hard ones to propose)
 BLOCK_SECONDS = 60.0
@@ -98,6 +109,7 @@ class ScanResult:
     windows: int = 0
     candidates: int = 0  # (file, window) pairs the embedding stage proposed
     events: int = 0  # sound events embedded besides the regular windows
+    onsets: int = 0  # onset windows embedded besides those (events.onset_windows)
     landmarks: int = 0  # (file, onset) candidates the landmark stage proposed
     verified: int = 0  # distinct (file, region) alignments computed
     unverifiable: list[str] = field(default_factory=list)  # library files that could not be read
@@ -207,7 +219,7 @@ class Scanner:
             loudest = max(loudest, block.peak)
             mine = [(s, e) for s, e in spans if block.start <= s < block.end]
             if block.peak >= SILENCE_PEAK and mine:
-                found += self._scan_block(block, mine, min(threshold, COHORT_FLOOR), meta, result)
+                found += self._scan_block(block, mine, threshold, meta, result)
             result.windows += len(mine)
             if progress:
                 progress(block.end, rec.duration)
@@ -218,42 +230,68 @@ class Scanner:
         return result
 
     def _scan_block(self, block, spans, threshold, meta, result) -> list[Detection]:
-        kept, pieces = self.windows(block, spans, result)
+        (kept, pieces), onsets = self.windows(block, spans, result)
         if not pieces:
             return []
-        proposals = self.propose(kept, pieces, set(spans), result)
+        proposals = self.propose(kept, pieces, set(spans), result, onsets)
         feats = self.verifier.features(block.audio[RATE])
         if self.landmarks is not None:
             self.landmarks.propose(block.audio[RATE], feats, block.offset, block.start, block.end, proposals, result)
-        return self.verify(proposals, feats, block.offset, threshold, meta, result)
+        found = self.verify(proposals, feats, block.offset, min(threshold, COHORT_FLOOR), meta, result)
+        siblings = self.siblings(found, proposals, threshold, meta)
+        return found + self.verify(siblings, feats, block.offset, min(threshold, COHORT_FLOOR), meta, result)
 
-    def windows(self, block, spans, result) -> tuple[list[tuple[float, float]], list[np.ndarray]]:
-        """The block's windows to embed, with their audio: the model's regular windows, plus one
-        per sound event cut to the event, so that a short sound is embedded as the library embeds
-        a short file (not drowned in a window of background). Silent windows are left out."""
+    def siblings(self, found: list[Detection], proposals: dict, threshold: float, meta: dict) -> dict:
+        """Proposals of the SIBLINGS library sounds nearest each file detected at `threshold` or
+        more, over that detection's span, where they were not proposed already. `meta` keeps each
+        file's neighbours (under "siblings") once looked up."""
+        sure = [d for d in found if d.score >= threshold]
+        lookup = list(dict.fromkeys(d.id for d in sure if "siblings" not in meta.get(d.id, {"siblings": ()})))
+        if lookup:
+            rows = self.library.store.get(lookup, with_vectors=True)
+            if rows:
+                vectors = np.stack([np.asarray(r["embedding"], np.float32) for r in rows])
+                for r, near in zip(rows, self.library.store.search_rows(vectors, SIBLINGS + 1)):
+                    meta[r["id"]]["siblings"] = [(h.file_id, h.start, h.end) for h in near if h.file_id != r["id"]][:SIBLINGS]
+        out: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
+        for d in sure:
+            for key in meta.get(d.id, {}).get("siblings", ()):
+                if any(s < d.end and e > d.start for s, e in proposals.get(key, ())):
+                    continue  # verified there already
+                out.setdefault(key, []).append((d.start, d.end))
+        return out
+
+    def windows(self, block, spans, result) -> tuple[tuple[list[tuple[float, float]], list[np.ndarray]], set]:
+        """The block's windows to embed, with their audio, and which of them are onset windows:
+        the model's regular windows, plus one per sound event cut to the event and one per onset
+        inside an event (events.py), so that a short sound is embedded as the library embeds a
+        short file (not drowned in a window of background). Silent windows are left out."""
         emb = self.library.embedder
         audio = block.audio[emb.sample_rate]
-        events = [(s, e) for s, e in sound_events(logmel(block.audio[RATE]), block.offset, emb.window_seconds)
-                  if block.start <= s < block.end]
+        feats = logmel(block.audio[RATE])
+        events = [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        onsets = [(s, e) for s, e in onset_windows(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
         result.events += len(events)
+        result.onsets += len(onsets)
 
         def cut(s: float, e: float) -> np.ndarray:
             a = max(0, int(round((s - block.offset) * emb.sample_rate)))
             return audio[a : int(round((e - block.offset) * emb.sample_rate))]
 
-        return audible(list(spans) + events, cut)
+        return audible(list(spans) + events + onsets, cut), set(onsets)
 
-    def propose(self, kept, pieces, regular: set, result) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
+    def propose(self, kept, pieces, regular: set, result, onsets: set = frozenset()) -> dict[tuple[str, float, float], list[tuple[float, float]]]:
         """Stage 1: each window's nearest library files (segments), many windows per store query;
         {(file id, segment start, segment end): the windows that proposed it}. `result.sounds`
-        gains the sound events' categories (sounds_like.py)."""
+        gains the sound events' categories (sounds_like.py); `onsets` (events.onset_windows)
+        propose as events do but are not sound events."""
         lib = self.library
         proposals: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
         for i in range(0, len(pieces), EMBED_BATCH):
             batch = kept[i : i + EMBED_BATCH]
             vectors, tags = lib.embedder.embed_tagged(pieces[i : i + EMBED_BATCH])
             if self.sounds_like is not None:
-                ev = [j for j, w in enumerate(batch) if w not in regular]
+                ev = [j for j, w in enumerate(batch) if w not in regular and w not in onsets]
                 result.sounds += self.sounds_like.label([batch[j] for j in ev], vectors[ev], None if tags is None else tags[ev])
             found = lib.store.search_rows(vectors, CANDIDATES_PER_EVENT)
             for w, rows in zip(batch, found):
@@ -330,32 +368,3 @@ def _ranges(windows, length: float, offset: float, first: int, limit: int) -> li
         else:
             ranges.append([lo, hi])
     return ranges
-
-
-def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: float = 6.0) -> list[tuple[float, float]]:
-    """(start, end) seconds of the sound events in log-mel frames: runs of frames louder than the
-    local background (a running low percentile of frame energy) by `rise_db`, cut to `longest`."""
-    from scipy.ndimage import percentile_filter
-
-    if feats.shape[1] == 0:
-        return []
-    energy = 10 * np.log10(np.sum(10 ** (feats.astype(np.float64) / 10), axis=0) + 1e-12)
-    floor = percentile_filter(energy, 10, size=max(3, int(3.0 * FRAMES_PER_SECOND)), mode="nearest")
-    active = np.concatenate([[False], energy > floor + rise_db, [False]])
-    edges = np.flatnonzero(np.diff(active.astype(np.int8)))
-    runs = list(zip(edges[::2], edges[1::2]))
-    merged: list[list[int]] = []
-    gap = int(0.15 * FRAMES_PER_SECOND)
-    for a, b in runs:
-        if merged and a - merged[-1][1] <= gap:
-            merged[-1][1] = b
-        else:
-            merged.append([int(a), int(b)])
-    out = []
-    for a, b in merged:
-        if b - a < 3:
-            continue
-        start = offset + a / FRAMES_PER_SECOND - 0.05
-        end = min(offset + b / FRAMES_PER_SECOND + 0.1, start + longest)
-        out.append((max(0.0, start), end))
-    return out

@@ -2,7 +2,7 @@
 likely category ("sounds like: explosion, 0.8"), whether or not it is a library sound, and the
 categories are counted per minute and in total (a table, JSON or CSV).
 
-The events are those the scan already cuts out and embeds to propose candidates (scan.sound_events:
+The events are those the scan already cuts out and embeds to propose candidates (events.sound_events:
 a rise of 6 dB over the recent background), so the layer costs one small matrix product per batch,
 not another pass of the model. The category comes from the library's own classifier
 (classifier.py), fitted on first use and refit when the library's labels change; with a model

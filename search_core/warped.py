@@ -22,8 +22,9 @@ Each variant's correlation is then rescaled against its chance level (CHANCE): a
 with few cells reaches higher correlations by chance than a long one, so the same raw value means
 less. A score of 1 is the template's spectrogram exactly, 0 what chance gives a template of its
 size; different recordings of the same kind of sound stay under 0.5 over the wild benchmark's music
-and distractors (the best of all scales, shifts and positions); the default threshold
-(scan.DEFAULT_THRESHOLD) was chosen there on tuning seeds.
+and distractors (the best of all scales, shifts and positions). The default verifier, `warped-bg`
+(verifiers.py), takes these scores against each template's level on a fixed background
+(`normalised`); its threshold (scan.DEFAULT_THRESHOLD) was chosen there on tuning seeds.
 """
 from __future__ import annotations
 

@@ -259,4 +259,4 @@ def test_the_scan_threshold_slider_starts_at_the_default_and_reaches_below_it(se
     sliders = [b for b in demo.blocks.values() if isinstance(b, gr.Slider) and str(b.label).startswith("Threshold (how exact")]
     assert len(sliders) == 1
     s = sliders[0]
-    assert s.value == DEFAULT_THRESHOLD and s.minimum <= 0.35 < DEFAULT_THRESHOLD < s.maximum
+    assert s.value == DEFAULT_THRESHOLD and s.minimum <= 0.2 < DEFAULT_THRESHOLD < s.maximum

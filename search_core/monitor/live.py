@@ -24,14 +24,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..events import onset_windows, sound_events
 from ..matching import logmel
 from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, Detection, ScanResult, Scanner, _check_threshold, _overlap, audible, confident,
-                    merge_detections, sound_events)
+                    merge_detections)
 from ..verifiers import RATE
 
 SOURCE_RATE = 44100  # sources decode to this rate, mono float32
 KEEP_WINDOWS = 4.5  # audio kept, in model windows: a window, a template (1.1x) each side, events' context
-EVENT_CONTEXT = 3.0  # seconds before the newest audio that sound_events looks at (its background floor spans 3 s)
+EVENT_CONTEXT = 3.0  # seconds before the newest audio that events.py looks at (its background floor spans 3 s)
 LANDMARK_LAG = 1.0  # landmark candidates are sought for onsets this long ago: a short sound has arrived whole
 LANDMARK_CONTEXT = 2.0  # ... in audio from this long before the first such onset (chance is weighed over it too)
 
@@ -92,6 +93,7 @@ class LiveScanner:
         self.fed = 0.0  # stream seconds received
         self.next_window = 0.0  # start of the next regular window to embed
         self.event_cursor = 0.0  # sound events starting before this were embedded already
+        self.onset_cursor = 0.0  # ... and onset windows (events.onset_windows)
         self.landmark_cursor = 0.0  # onsets before this were sought by the landmark stage already
         if scanner.landmarks is not None:
             scanner.landmarks.refresh()
@@ -129,16 +131,19 @@ class LiveScanner:
     def _step(self, final: bool) -> list[Detection]:
         began = time.perf_counter()
         now = self.now
-        kept, pieces, regular = self._new_windows(now, final)
+        kept, pieces, regular, onsets = self._new_windows(now, final)
         result = ScanResult("live", float("inf"), [], self.threshold)
         if pieces:
-            for key, windows in self.scanner.propose(kept, pieces, regular, result).items():
+            for key, windows in self.scanner.propose(kept, pieces, regular, result, onsets).items():
                 self.pending.setdefault(key, []).extend(windows)
         self._landmarks(now, final, result)
         if self.pending:
             feats = self.scanner.verifier.features(self.verify_audio.audio)
-            self.recent += self.scanner.verify(self.pending, feats, self.verify_audio.start, min(self.threshold, COHORT_FLOOR),
-                                               self.meta, result, self.checked, min_new=0.0 if final else self.min_new)
+            floor = min(self.threshold, COHORT_FLOOR)
+            found = self.scanner.verify(self.pending, feats, self.verify_audio.start, floor, self.meta, result, self.checked,
+                                        min_new=0.0 if final else self.min_new)
+            siblings = self.scanner.siblings(found, self.pending, self.threshold, self.meta)  # at once: before the hold ends
+            self.recent += found + self.scanner.verify(siblings, feats, self.verify_audio.start, floor, self.meta, result)
         self._forget(now)
         out = self._confirmed(now, final)
         s = self.stats
@@ -177,15 +182,19 @@ class LiveScanner:
             self.next_window = now
         context = self.verify_audio.span(now - EVENT_CONTEXT - self.win, now)
         offset = now - len(context) / RATE
-        events = []
-        for s, e in sound_events(logmel(context), offset, self.win):
-            complete = final or e <= now - 0.2 or e - s >= self.win - 1e-6
-            if s >= self.event_cursor and complete:
-                events.append((s, e))
+        feats = logmel(context)
+        events = self._complete(sound_events(feats, offset, self.win), self.event_cursor, now, final)
+        onsets = self._complete(onset_windows(feats, offset, self.win), self.onset_cursor, now, final)
         if events:
             self.event_cursor = max(s for s, _ in events) + 0.05
-        kept, pieces = audible(spans + events, self.model_audio.span)
-        return kept, pieces, set(spans)
+        if onsets:
+            self.onset_cursor = max(s for s, _ in onsets) + 0.05
+        kept, pieces = audible(spans + events + onsets, self.model_audio.span)
+        return kept, pieces, set(spans), set(onsets)
+
+    def _complete(self, windows: list[tuple[float, float]], cursor: float, now: float, final: bool) -> list[tuple[float, float]]:
+        """The windows not embedded yet whose sound has ended (or that reached a window's length)."""
+        return [(s, e) for s, e in windows if s >= cursor and (final or e <= now - 0.2 or e - s >= self.win - 1e-6)]
 
     def _forget(self, now: float) -> None:
         """Pending candidates tried through their windows' ends, and old detections, go."""
