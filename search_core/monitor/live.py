@@ -216,8 +216,8 @@ class LiveScanner:
                 continue
             if not confident(d, self.threshold):
                 continue
-            if any(r.id == d.id and abs(r.onset - d.onset) <= 0.3 for r in self.reported):
-                continue
+            if any(r.id == d.id and (abs(r.onset - d.onset) <= 0.3 or _overlap(d, r) > 0) for r in self.reported):
+                continue  # reported already (overlapping detections of one file are one occurrence, as offline)
             if any(r.id != d.id and r.score >= d.score and _overlap(d, _whole(r)) > 0.5 * max(1e-6, min(d.end - d.start, r.end - r.start))
                    for r in self.reported):
                 continue  # that moment went to another library sound (all of it: later segments may not be matched yet)
