@@ -22,25 +22,36 @@ ONSET_MIN_SECONDS = 0.25  # an onset window lasts this long at least, even if th
 EVENT_RISE_DB = 6.0
 
 
-def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: float = EVENT_RISE_DB) -> list[tuple[float, float]]:
+Window = tuple[float, float]
+
+
+def pieces(feats: np.ndarray, offset: float, longest: float) -> tuple[list[Window], list[Window]]:
+    """`sound_events` and `onset_windows` of the same log-mel frames, its runs found once."""
+    runs = _runs(feats, EVENT_RISE_DB)
+    return sound_events(feats, offset, longest, runs=runs), onset_windows(feats, offset, longest, runs=runs)
+
+
+def sound_events(feats: np.ndarray, offset: float, longest: float, rise_db: float = EVENT_RISE_DB,
+                 runs: list[tuple[int, int]] | None = None) -> list[Window]:
     """(start, end) seconds of the sound events in log-mel frames (matching.logmel): runs of frames
     louder than the local background (a running low percentile of frame energy) by `rise_db`,
-    cut to `longest`."""
+    cut to `longest`. `runs`: those frame ranges, where the caller found them already."""
     out = []
-    for a, b in _runs(feats, rise_db):
+    for a, b in _runs(feats, rise_db) if runs is None else runs:
         start = offset + a / FRAMES_PER_SECOND - 0.05
         end = min(offset + b / FRAMES_PER_SECOND + 0.1, start + longest)
         out.append((max(0.0, start), end))
     return out
 
 
-def onset_windows(feats: np.ndarray, offset: float, longest: float, rise_db: float = EVENT_RISE_DB) -> list[tuple[float, float]]:
+def onset_windows(feats: np.ndarray, offset: float, longest: float, rise_db: float = EVENT_RISE_DB,
+                  runs: list[tuple[int, int]] | None = None) -> list[Window]:
     """(start, end) seconds of a window from each onset inside a sound event (after its first
     frames, where the event's own window begins) to the next onset or the event's end,
-    ONSET_MIN_SECONDS to `longest` long."""
+    ONSET_MIN_SECONDS to `longest` long. `runs` as for sound_events."""
     import librosa
 
-    runs = _runs(feats, rise_db)
+    runs = _runs(feats, rise_db) if runs is None else runs
     if not runs:
         return []
     strength = librosa.onset.onset_strength(S=feats, sr=RATE, hop_length=HOP)

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import AudioError
-from .events import onset_windows, sound_events
+from .events import pieces as event_pieces
 from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
 from .landmarks import LandmarkStage
@@ -246,7 +246,7 @@ class Scanner:
         more, over that detection's span, where they were not proposed already. `meta` keeps each
         file's neighbours (under "siblings") once looked up."""
         sure = [d for d in found if d.score >= threshold]
-        lookup = list(dict.fromkeys(d.id for d in sure if "siblings" not in meta.get(d.id, {"siblings": ()})))
+        lookup = list(dict.fromkeys(d.id for d in sure if "siblings" not in meta[d.id]))  # verify put each row there
         if lookup:
             rows = self.library.store.get(lookup, with_vectors=True)
             if rows:
@@ -268,9 +268,8 @@ class Scanner:
         short file (not drowned in a window of background). Silent windows are left out."""
         emb = self.library.embedder
         audio = block.audio[emb.sample_rate]
-        feats = logmel(block.audio[RATE])
-        events = [(s, e) for s, e in sound_events(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
-        onsets = [(s, e) for s, e in onset_windows(feats, block.offset, emb.window_seconds) if block.start <= s < block.end]
+        events, onsets = ([(s, e) for s, e in found if block.start <= s < block.end]
+                          for found in event_pieces(logmel(block.audio[RATE]), block.offset, emb.window_seconds))
         result.events += len(events)
         result.onsets += len(onsets)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..events import onset_windows, sound_events
+from ..events import pieces as event_pieces
 from ..matching import logmel
 from ..scan import (COHORT_FLOOR, DEFAULT_THRESHOLD, Detection, ScanResult, Scanner, _check_threshold, _overlap, audible, confident,
                     merge_detections)
@@ -182,9 +182,9 @@ class LiveScanner:
             self.next_window = now
         context = self.verify_audio.span(now - EVENT_CONTEXT - self.win, now)
         offset = now - len(context) / RATE
-        feats = logmel(context)
-        events = self._complete(sound_events(feats, offset, self.win), self.event_cursor, now, final)
-        onsets = self._complete(onset_windows(feats, offset, self.win), self.onset_cursor, now, final)
+        found_events, found_onsets = event_pieces(logmel(context), offset, self.win)
+        events = self._complete(found_events, self.event_cursor, now, final)
+        onsets = self._complete(found_onsets, self.onset_cursor, now, final)
         if events:
             self.event_cursor = max(s for s, _ in events) + 0.05
         if onsets:
