@@ -24,6 +24,8 @@ Sections:
             part of the bundled set, its sounds altered (speed, pitch, stretch, telephone, reverb,
             mp3, overlap) 0-15 dB over game music between sounds NOT in the library; recall per
             condition, precision, false detections per hour; threshold tuned on other seeds
+  heldout   (only with --only heldout) category suggestion on 126 sounds of other Debian games
+            (benchmarks/heldout.py): the neighbour vote and the classifier, both from the library alone
   restart   a reopened Lite library's first search (benchmarks/restart.py): open + first search with
             the saved search mirror, and without it (every vector read back from Milvus Lite)
   map       the library map (benchmarks/libmap.py): how well layouts keep category neighbourhoods on
@@ -62,7 +64,7 @@ from typing import Callable
 
 from .common import REPO, SAMPLE, table
 
-ALL = ["latency", "indexing", "profile", "quality", "scale", "memory", "scan", "wild", "dupes", "restart", "map", "load", "soak", "server", "live", "shards"]
+ALL = ["latency", "indexing", "profile", "quality", "scale", "memory", "scan", "wild", "heldout", "dupes", "restart", "map", "load", "soak", "server", "live", "shards"]
 DEFAULT = ["latency", "indexing", "profile", "quality", "scale", "memory", "scan", "dupes", "restart", "map", "load"]
 PLAIN_TABLES = ("latency", "indexing", "profile", "quality", "scale", "memory", "restart", "load", "server", "shards")  # one table each, in this order
 
@@ -119,6 +121,12 @@ def _wild(args, work: Path, smoke: bool, models: list[str]):
     return bench_wild(work, "mfcc" if smoke else "aisfx", dict(os.environ), smoke)
 
 
+def _heldout(args, work: Path, smoke: bool, models: list[str]):
+    from .heldout import bench_heldout
+
+    return bench_heldout(work, ["mfcc"] if smoke else models)
+
+
 def _dupes(args, work: Path, smoke: bool, models: list[str]):
     from .dupes import bench_dupes
 
@@ -170,7 +178,7 @@ def _shards(args, work: Path, smoke: bool, models: list[str]):
 
 
 SECTIONS: dict[str, Callable] = {"latency": _latency, "indexing": _indexing, "profile": _profile, "quality": _quality, "scale": _scale, "memory": _memory, "scan": _scan,
-                                 "wild": _wild, "dupes": _dupes, "restart": _restart, "map": _map, "load": _load,
+                                 "wild": _wild, "heldout": _heldout, "dupes": _dupes, "restart": _restart, "map": _map, "load": _load,
                                  "soak": _soak, "server": _server, "live": _live, "shards": _shards}
 
 
@@ -181,13 +189,14 @@ def _tables(name: str, rows) -> list[tuple[str, list[dict]]]:
     import importlib
 
     module, func = {"scan": ("scan", "scan_tables"), "wild": ("wild", "wild_tables"), "dupes": ("dupes", "dupes_tables"),
-                    "map": ("libmap", "map_tables"), "soak": ("soak", "soak_tables"), "live": ("live", "live_tables")}[name]
+                    "map": ("libmap", "map_tables"), "soak": ("soak", "soak_tables"), "live": ("live", "live_tables"),
+                    "heldout": ("heldout", "heldout_tables")}[name]
     return getattr(importlib.import_module(f"benchmarks.{module}"), func)(rows)
 
 
 def report(result: dict) -> str:
     """The Markdown tables of a run: the plain sections first, then the others in run order."""
-    order = [k for k in PLAIN_TABLES if k in result] + [k for k in ("scan", "wild", "dupes", "map", "soak", "live") if k in result]
+    order = [k for k in PLAIN_TABLES if k in result] + [k for k in ("scan", "wild", "heldout", "dupes", "map", "soak", "live") if k in result]
     return "# Soundalike benchmarks" + "".join(table(title, rows) for k in order for title, rows in _tables(k, result[k]))
 
 

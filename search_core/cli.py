@@ -269,9 +269,19 @@ def cmd_eval(args) -> int:
 
     settings = _settings(args)
     models = args.models or None
-    result = evaluate_models(args.folder, settings, models=models, progress=not args.json)
+    result = evaluate_models(args.folder, settings, models=models, progress=not args.json, queries=args.queries)
     print(json.dumps(result) if args.json else format_table(result))
     return 0
+
+
+def _eval_parser(sub) -> None:
+    sp = sub.add_parser("eval", help="leave-one-out retrieval quality on a labelled folder")
+    sp.add_argument("folder", nargs="?", default=str(Path(__file__).resolve().parent.parent / "sample_data"))
+    sp.add_argument("--models", nargs="+", choices=MODEL_NAMES, help="models to compare (default: every available one)")
+    sp.add_argument("--queries", metavar="DIR", help="search DIR's labelled clips in an index of FOLDER alone (held-out)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+    sp.add_argument("--uri", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,12 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_drop)
 
-    sp = sub.add_parser("eval", help="leave-one-out retrieval quality on a labelled folder")
-    sp.add_argument("folder", nargs="?", default=str(Path(__file__).resolve().parent.parent / "sample_data"))
-    sp.add_argument("--models", nargs="+", choices=MODEL_NAMES, help="models to compare (default: every available one)")
-    sp.add_argument("--json", action="store_true", help="print one JSON object")
-    sp.add_argument("--uri", help=argparse.SUPPRESS)
-    sp.set_defaults(func=cmd_eval)
+    _eval_parser(sub)
     return p
 
 

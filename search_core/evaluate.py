@@ -6,6 +6,10 @@ the query itself is dropped from its results and same-label hits count as releva
 the clip's own label; no suggestion (a split vote) counts as wrong. `classifier_accuracy`: the same
 for the category classifier (classifier.py), each clip predicted by a classifier fitted without it
 (stratified 10-fold: a fit per clip would take minutes).
+
+`evaluate_heldout` is the case a user meets: the library is one labelled folder, the queries come
+from another (other games, other recordings), and both the vote and the classifier learn from the
+library alone.
 """
 from __future__ import annotations
 
@@ -43,7 +47,10 @@ def score_rankings(labels: list[str], rankings: list[list[int]]) -> dict:
         for k in KS:
             row[f"p@{k}"] = float(rel[:k].mean()) if len(rel) else float("nan")
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    return _summarise(pd.DataFrame(rows))
+
+
+def _summarise(frame: pd.DataFrame) -> dict:
     metrics = [f"p@{k}" for k in KS] + ["map"]
     overall = {m: round(float(frame[m].mean()), 4) for m in metrics}
     per_label = {lab: {m: round(float(g[m].mean()), 4) for m in metrics} | {"n": int(len(g))} for lab, g in frame.groupby("label")}
@@ -58,7 +65,7 @@ def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool 
         start = time.perf_counter()
         report = lib.index([folder])
         index_s = time.perf_counter() - start
-        meta, vectors = lib.vectors()
+        meta, vectors = _by_id(*lib.vectors())
         ids = list(meta["id"])
         labels = list(meta["label"])
         pos = {id_: i for i, id_ in enumerate(ids)}
@@ -96,13 +103,82 @@ def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool 
     return result
 
 
-def evaluate_models(folder: str | Path, settings: Settings, models: list[str] | None = None, progress: bool = False) -> dict:
-    """Every requested (default: every available) model plus the MFCC baseline, same protocol."""
+def evaluate_heldout(library: str | Path, queries: str | Path, settings: Settings, model: str, progress: bool = False) -> dict:
+    """Each clip of `queries` searched in an index of `library` only: retrieval (same label =
+    relevant), the neighbour vote and the classifier fitted on the library's sounds."""
+    from .classifier import CategoryClassifier
+    from .library import Library
+    from .store import Store
+
+    with tempfile.TemporaryDirectory(prefix="soundalike-eval-") as tmp:
+        base = settings.with_(data_dir=Path(tmp), milvus_uri=None)
+        lib = Library(base.with_(library="eval"), model=model)
+        held = Library(base.with_(library="heldout"), model=model)
+        start = time.perf_counter()
+        failed = len(lib.index([library]).failed) + len(held.index([queries]).failed)
+        index_s = time.perf_counter() - start
+        lib_meta, lib_vectors = _by_id(*lib.vectors())
+        meta, vectors = _by_id(*held.vectors())
+        lib_labels = list(lib_meta["label"])
+        pos = {id_: i for i, id_ in enumerate(lib_meta["id"])}
+        rankings, predicted = [], []
+        for vector in vectors:
+            hits = lib.store.search(vector, len(pos))
+            rankings.append([pos[h.id] for h in hits])
+            sug = suggest_label([h.label for h in hits], [h.score for h in hits])
+            predicted.append(sug.label if sug else None)
+        Store.close_all()
+    labels = list(meta["label"])
+    clf = CategoryClassifier(lib_vectors, lib_labels)
+    by_classifier = [c.label if c else None for c in (clf.predict(v, min_probability=0.0) for v in vectors)]
+    result = _queries_only(labels, lib_labels, rankings)
+    result["knn_accuracy"] = result["overall"]["knn_accuracy"] = _accuracy(predicted, labels)
+    result["classifier_accuracy"] = result["overall"]["classifier_accuracy"] = _accuracy(by_classifier, labels)
+    result["suggested"] = _accuracy([p is not None for p in predicted], [True] * len(predicted))
+    for lab, row in result["per_label"].items():
+        idx = [i for i, x in enumerate(labels) if x == lab]
+        row["knn_accuracy"] = _accuracy([predicted[i] for i in idx], [lab] * len(idx))
+        row["classifier_accuracy"] = _accuracy([by_classifier[i] for i in idx], [lab] * len(idx))
+    result.update(model=model, clips=len(labels), library_clips=len(lib_labels), failed=failed, index_seconds=round(index_s, 1),
+                  predictions=[{"name": n, "label": lab, "vote": p, "classifier": c}
+                               for n, lab, p, c in zip(meta["name"], labels, predicted, by_classifier)])
+    if progress:
+        print(f"{model}: {len(labels)} held-out clips, classifier {result['classifier_accuracy']:.3f}", file=sys.stderr)
+    return result
+
+
+def _by_id(meta: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """In name order (then content hash): the store may list items in another order from run to
+    run, and the classifier's folds are drawn by position."""
+    order = np.lexsort((meta["id"].to_numpy(), meta["name"].to_numpy()))
+    return meta.iloc[order].reset_index(drop=True), vectors[order]
+
+
+def _queries_only(labels: list[str], lib_labels: list[str], rankings: list[list[int]]) -> dict:
+    """score_rankings for queries outside the ranked set: relevance by the library's labels."""
+    rows = []
+    for lab, ranked in zip(labels, rankings):
+        rel = np.array([lib_labels[i] == lab for i in ranked], dtype=bool)
+        rows.append({"label": lab, "map": average_precision(rel)} | {f"p@{k}": float(rel[:k].mean()) for k in KS})
+    return _summarise(pd.DataFrame(rows))
+
+
+def _accuracy(predicted: list, truth: list) -> float:
+    return round(float(np.mean([p == t for p, t in zip(predicted, truth)])), 4) if truth else float("nan")
+
+
+def evaluate_models(folder: str | Path, settings: Settings, models: list[str] | None = None, progress: bool = False,
+                    queries: str | Path | None = None) -> dict:
+    """Every requested (default: every available) model plus the MFCC baseline, same protocol.
+    With `queries`: the held-out protocol (evaluate_heldout) instead of leave-one-out."""
     folder = Path(folder)
-    out: dict = {"data": str(folder), "protocol": "leave-one-out, same label = relevant", "models": {}, "unavailable": {}}
+    protocol = f"queries from {queries}, library {folder}" if queries else "leave-one-out, same label = relevant"
+    out: dict = {"data": str(folder), "protocol": protocol, "models": {}, "unavailable": {}}
     for name in models or list(MODEL_NAMES):
         try:
-            out["models"][name] = evaluate(folder, settings.with_(allow_download=False), name, progress)
+            quiet = settings.with_(allow_download=False)
+            out["models"][name] = evaluate_heldout(folder, queries, quiet, name, progress) if queries \
+                else evaluate(folder, quiet, name, progress)
         except ModelUnavailable as exc:
             out["unavailable"][name] = str(exc)
     return out
@@ -113,7 +189,7 @@ def format_table(result: dict) -> str:
         [{"model": m, "clips": r["clips"], **r["overall"], "index s": r["index_seconds"], "search ms/q": r["search_ms_per_query"]}
          for m, r in result["models"].items()]
     )
-    lines = [f"Leave-one-out retrieval on {result['data']}", "", overall.to_string(index=False, float_format="%.3f")]
+    lines = [f"Retrieval on {result['data']} ({result['protocol']})", "", overall.to_string(index=False, float_format="%.3f")]
     per = {}
     for m, r in result["models"].items():
         for lab, vals in r["per_label"].items():

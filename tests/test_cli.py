@@ -55,22 +55,27 @@ def test_bad_query_is_an_error_message_not_a_traceback(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_eval_compares_models_on_a_labelled_folder(tmp_path):
-    # a small labelled subset of the bundled library: 3 categories x 5 clips, with its manifest
+def _labelled_subset(folder, labels, start: int, count: int):
+    """Clips start..start+count of each label of the bundled library, copied with their manifest."""
     import csv
 
     rows = list(csv.DictReader((SAMPLE_DATA / "manifest.csv").open()))
     keep = []
-    for label in ("voice", "explosion", "ui_click"):
-        keep += [r for r in rows if r["label"] == label][:5]
-    sub = tmp_path / "subset"
+    for label in labels:
+        keep += [r for r in rows if r["label"] == label][start : start + count]
     for r in keep:
-        (sub / r["file"]).parent.mkdir(parents=True, exist_ok=True)
-        (sub / r["file"]).write_bytes((SAMPLE_DATA / r["file"]).read_bytes())
-    with (sub / "manifest.csv").open("w", newline="") as f:
+        (folder / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        (folder / r["file"]).write_bytes((SAMPLE_DATA / r["file"]).read_bytes())
+    with (folder / "manifest.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(keep)
+    return folder
+
+
+def test_eval_compares_models_on_a_labelled_folder(tmp_path):
+    # a small labelled subset of the bundled library: 3 categories x 5 clips, with its manifest
+    sub = _labelled_subset(tmp_path / "subset", ("voice", "explosion", "ui_click"), 0, 5)
     r = run(["eval", str(sub), "--models", "aisfx", "mfcc", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -83,6 +88,23 @@ def test_eval_compares_models_on_a_labelled_folder(tmp_path):
         assert m["overall"]["p@1"] > 1 / 3  # better than chance on 3 balanced classes
         assert m["knn_accuracy"] == m["overall"]["knn_accuracy"] and m["knn_accuracy"] > 1 / 3
         assert m["classifier_accuracy"] == m["overall"]["classifier_accuracy"] and m["classifier_accuracy"] > 1 / 3
+
+
+def test_eval_held_out_queries_learn_from_the_library_alone(tmp_path):
+    """--queries: other clips of the same categories, searched in and classified by the library."""
+    labels = ("voice", "explosion", "ui_click")
+    lib = _labelled_subset(tmp_path / "lib", labels, 0, 5)
+    held = _labelled_subset(tmp_path / "held", labels, 5, 3)
+    r = run(["eval", str(lib), "--queries", str(held), "--models", "aisfx", "--json"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout)["models"]["aisfx"]
+    assert (m["clips"], m["library_clips"], m["failed"]) == (9, 15, 0)
+    assert {p["name"] for p in m["predictions"]}.isdisjoint({p.name for p in lib.rglob("*.ogg")})
+    assert set(m["per_label"]) == set(labels) and all(v["n"] == 3 for v in m["per_label"].values())
+    for p in m["predictions"]:
+        assert p["classifier"] in labels  # only the library's categories can be suggested
+    assert abs(m["classifier_accuracy"] - sum(p["classifier"] == p["label"] for p in m["predictions"]) / 9) < 1e-3
+    assert m["classifier_accuracy"] > 1 / 3 and m["overall"]["p@1"] > 1 / 3  # better than chance
 
 
 def test_index_killed_midway_then_run_again_loses_and_duplicates_nothing(tmp_path):
