@@ -52,7 +52,9 @@ def test_the_live_tab_reports_each_library_sound_while_the_microphone_streams(sa
     shown = []
     for i, chunk in enumerate(chunks(path, seconds=0.1)):  # as Gradio delivers them: 0.1 s each
         assert h.listen(chunk, request) is None  # queues the chunk for the session's worker, returns at once
-        time.sleep(0.05)  # twice real time (one stream takes about 0.4 of a core: the worker keeps up)
+        time.sleep(0.05)  # twice real time (one stream takes about 0.4 of a core: the worker keeps up) ...
+        while service.live.get("visitor-1").backlog > 5.0:  # ... unless the machine is busy: then never so
+            time.sleep(0.05)  # far behind that audio is dropped (test_a_server_that_falls_behind_...)
         if i % 20 == 0:
             shown.append(h.refresh(request))  # the tab's timer
     assert "Listening" in shown[-1][3] and 'id="live-timeline"' in shown[-1][0]
@@ -93,6 +95,27 @@ def test_a_session_over_its_time_limit_is_refused(sample_settings, mix):
     with pytest.raises(gr.Error, match="at most"):
         h.listen(next(chunks(path)), request)
     assert service.live.end("slow") is not None and service.live.running() == 0
+
+
+def test_a_server_that_falls_behind_drops_the_oldest_audio_and_says_so(sample_settings, mix):
+    """40 s of 1 s chunks at once: far more than the worker scans meanwhile. The queue keeps
+    MAX_BACKLOG seconds, the rest is dropped and counted, and the tab's status says so."""
+    from search_core.monitor.sessions import MAX_BACKLOG
+
+    path, _ = mix
+    service = Service(sample_settings)
+    h = Handlers(service).live_tab
+    request = gr.Request(session_hash="burst")
+    for chunk in chunks(path, seconds=1.0):
+        h.listen(chunk, request)
+    for chunk in list(chunks(path, seconds=1.0))[:-1]:  # the mix again: 89 s queued in a few ms
+        h.listen(chunk, request)
+    session = service.live.get("burst")
+    assert session.backlog <= MAX_BACKLOG + 1e-6 and session.dropped >= 89 - MAX_BACKLOG - 10, (session.backlog, session.dropped)
+    status = h.refresh(request)[3]
+    assert "this server fell behind" in status and f"{session.dropped:.0f} s of audio skipped" in status
+    h.stopped(request)
+    assert service.live.running() == 0
 
 
 class _Broadcast(http.server.BaseHTTPRequestHandler):

@@ -100,6 +100,11 @@ class MicSession:
             return 0.0
         return max(0.0, time.monotonic() - self.first_chunk - self.received - 1.0)
 
+    @property
+    def backlog(self) -> float:
+        """Seconds of audio queued for the worker, not scanned yet."""
+        return self._backlog
+
     def close(self, wait: float = 30.0) -> None:
         """Scan what is queued, then the end of the stream."""
         if self._worker is not None:
