@@ -47,11 +47,12 @@ def _name(row: dict) -> str:
     return f"{game}_{stem}".replace(" ", "_")
 
 
-def build_heldout(out: Path) -> Path:
-    """Decode every source with ffmpeg (Teeworlds ships WavPack) into out/label/name.ogg."""
+def build_heldout(out: Path, rows: list[dict] | None = None) -> Path:
+    """Decode every source (default: heldout_sources.csv) with ffmpeg (Teeworlds ships WavPack)
+    into out/label/name.ogg, with a manifest.csv."""
     from search_core.monitor.sources import ffmpeg_exe
 
-    rows = sources()
+    rows = sources() if rows is None else rows
     missing = missing_packages(rows)
     if missing:
         raise SystemExit(f"the held-out set needs Debian packages that are not installed: apt-get install {' '.join(missing)}")
