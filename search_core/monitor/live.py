@@ -12,7 +12,9 @@ What differs from the offline scan, and why:
   proposed at that moment to be verified: the cohort margin needs them), and never again; a
   later, better claim on the same moment cannot retract it, and what lost that moment to a
   reported occurrence stays lost after the occurrence leaves the buffer (as merge_detections
-  decides it offline).
+  decides it offline). Occurrences already due go out before a step's own work, which then runs at
+  the next chunk: a step that verifies many candidates can take longer than the audio it covers,
+  and a confirmed occurrence should not wait for it.
 Memory is bounded: the buffers keep the last KEEP_WINDOWS windows' worth of audio, and pending
 candidates, recent detections and reported onsets are dropped once they are older than that.
 """
@@ -105,6 +107,7 @@ class LiveScanner:
         self.stats = LiveStats()
         self.heard: list = []  # sounds_like.SoundEvent of the steps since take_sounds
         self._since_step = 0.0
+        self._owed = False  # a step is due whose reports went out first
 
     def feed(self, chunk: np.ndarray) -> list[Detection]:
         chunk = np.asarray(chunk, np.float32).reshape(-1)
@@ -112,9 +115,16 @@ class LiveScanner:
         self.verify_audio.feed(chunk)
         self.fed += len(chunk) / SOURCE_RATE
         self._since_step += len(chunk) / SOURCE_RATE
+        if self._owed:  # the step whose due reports went out at the last call
+            self._owed = False
+            return self._step(final=False)
         if self._since_step < self.step:
             return []
         self._since_step = 0.0
+        due = self._confirmed(self.now, final=False)
+        if due:  # out at once; this step's embedding and verification run at the next chunk
+            self._owed = True
+            return due
         return self._step(final=False)
 
     def finish(self) -> list[Detection]:
