@@ -82,7 +82,7 @@ def bench_heldout(work: Path, models: list[str]) -> dict:
     from search_core.settings import Settings
 
     folder = build_heldout(work / "heldout")
-    game = {f"{_name(r)}": r["package"].split("-")[0] for r in sources()}
+    game = {_name(r): r["package"].split("-")[0] for r in sources()}
     models = [m for m in models if m != "panns-cnn14"]  # random weights here: its categories mean nothing
     result = evaluate_models(SAMPLE, Settings.from_env(), models=models, queries=folder)
     within = evaluate_models(folder, Settings.from_env(), models=models)

@@ -38,12 +38,14 @@ def average_precision(relevant: np.ndarray) -> float:
     return float((hits / ranks)[relevant].mean())
 
 
-def score_rankings(labels: list[str], rankings: list[list[int]]) -> dict:
-    """Per-query metrics -> overall and per-label means."""
+def score_rankings(labels: list[str], rankings: list[list[int]], ranked_labels: list[str] | None = None) -> dict:
+    """Per-query metrics -> overall and per-label means. Rankings index `ranked_labels` (default:
+    the queries themselves, leave-one-out)."""
+    ranked_labels = labels if ranked_labels is None else ranked_labels
     rows = []
-    for q, ranked in enumerate(rankings):
-        rel = np.array([labels[i] == labels[q] for i in ranked], dtype=bool)
-        row = {"label": labels[q], "map": average_precision(rel)}
+    for label, ranked in zip(labels, rankings):
+        rel = np.array([ranked_labels[i] == label for i in ranked], dtype=bool)
+        row = {"label": label, "map": average_precision(rel)}
         for k in KS:
             row[f"p@{k}"] = float(rel[:k].mean()) if len(rel) else float("nan")
         rows.append(row)
@@ -65,7 +67,7 @@ def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool 
         start = time.perf_counter()
         report = lib.index([folder])
         index_s = time.perf_counter() - start
-        meta, vectors = _by_id(*lib.vectors())
+        meta, vectors = _in_name_order(*lib.vectors())
         ids = list(meta["id"])
         labels = list(meta["label"])
         pos = {id_: i for i, id_ in enumerate(ids)}
@@ -117,8 +119,8 @@ def evaluate_heldout(library: str | Path, queries: str | Path, settings: Setting
         start = time.perf_counter()
         failed = len(lib.index([library]).failed) + len(held.index([queries]).failed)
         index_s = time.perf_counter() - start
-        lib_meta, lib_vectors = _by_id(*lib.vectors())
-        meta, vectors = _by_id(*held.vectors())
+        lib_meta, lib_vectors = _in_name_order(*lib.vectors())
+        meta, vectors = _in_name_order(*held.vectors())
         lib_labels = list(lib_meta["label"])
         pos = {id_: i for i, id_ in enumerate(lib_meta["id"])}
         rankings, predicted = [], []
@@ -131,7 +133,7 @@ def evaluate_heldout(library: str | Path, queries: str | Path, settings: Setting
     labels = list(meta["label"])
     clf = CategoryClassifier(lib_vectors, lib_labels)
     by_classifier = [c.label if c else None for c in (clf.predict(v, min_probability=0.0) for v in vectors)]
-    result = _queries_only(labels, lib_labels, rankings)
+    result = score_rankings(labels, rankings, lib_labels)
     result["knn_accuracy"] = result["overall"]["knn_accuracy"] = _accuracy(predicted, labels)
     result["classifier_accuracy"] = result["overall"]["classifier_accuracy"] = _accuracy(by_classifier, labels)
     result["suggested"] = _accuracy([p is not None for p in predicted], [True] * len(predicted))
@@ -147,20 +149,11 @@ def evaluate_heldout(library: str | Path, queries: str | Path, settings: Setting
     return result
 
 
-def _by_id(meta: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+def _in_name_order(meta: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
     """In name order (then content hash): the store may list items in another order from run to
     run, and the classifier's folds are drawn by position."""
     order = np.lexsort((meta["id"].to_numpy(), meta["name"].to_numpy()))
     return meta.iloc[order].reset_index(drop=True), vectors[order]
-
-
-def _queries_only(labels: list[str], lib_labels: list[str], rankings: list[list[int]]) -> dict:
-    """score_rankings for queries outside the ranked set: relevance by the library's labels."""
-    rows = []
-    for lab, ranked in zip(labels, rankings):
-        rel = np.array([lib_labels[i] == lab for i in ranked], dtype=bool)
-        rows.append({"label": lab, "map": average_precision(rel)} | {f"p@{k}": float(rel[:k].mean()) for k in KS})
-    return _summarise(pd.DataFrame(rows))
 
 
 def _accuracy(predicted: list, truth: list) -> float:
