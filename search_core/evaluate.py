@@ -74,12 +74,10 @@ def evaluate(folder: str | Path, settings: Settings, model: str, progress: bool 
         rankings = []
         predicted = []
         start = time.perf_counter()
-        for i, id_ in enumerate(ids):
-            hits = lib.store.search(vectors[i], len(ids) - 1, exclude_ids=[id_])
-            rankings.append([pos[h.id] for h in hits])
-            # the category suggestion, from the others only (leave-one-out)
-            sug = suggest_label([h.label for h in hits], [h.score for h in hits])
-            predicted.append(sug.label if sug else None)
+        for i, id_ in enumerate(ids):  # the others only (leave-one-out)
+            ranked, label = _ranked_and_voted(lib.store, vectors[i], pos, exclude=id_)
+            rankings.append(ranked)
+            predicted.append(label)
         search_s = time.perf_counter() - start
         from .store import Store
 
@@ -125,10 +123,9 @@ def evaluate_heldout(library: str | Path, queries: str | Path, settings: Setting
         pos = {id_: i for i, id_ in enumerate(lib_meta["id"])}
         rankings, predicted = [], []
         for vector in vectors:
-            hits = lib.store.search(vector, len(pos))
-            rankings.append([pos[h.id] for h in hits])
-            sug = suggest_label([h.label for h in hits], [h.score for h in hits])
-            predicted.append(sug.label if sug else None)
+            ranked, label = _ranked_and_voted(lib.store, vector, pos)
+            rankings.append(ranked)
+            predicted.append(label)
         Store.close_all()
     labels = list(meta["label"])
     clf = CategoryClassifier(lib_vectors, lib_labels)
@@ -147,6 +144,14 @@ def evaluate_heldout(library: str | Path, queries: str | Path, settings: Setting
     if progress:
         print(f"{model}: {len(labels)} held-out clips, classifier {result['classifier_accuracy']:.3f}", file=sys.stderr)
     return result
+
+
+def _ranked_and_voted(store, vector: np.ndarray, pos: dict[str, int], exclude: str | None = None) -> tuple[list[int], str | None]:
+    """Every indexed item ranked for `vector` (as positions in `pos`, less `exclude`) and the
+    category its nearest neighbours vote for (None: a split vote)."""
+    hits = store.search(vector, len(pos) - (exclude is not None), exclude_ids=[exclude] if exclude else [])
+    sug = suggest_label([h.label for h in hits], [h.score for h in hits])
+    return [pos[h.id] for h in hits], sug.label if sug else None
 
 
 def _in_name_order(meta: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
