@@ -234,6 +234,8 @@ def score_run(seed: int, truth: dict, lines: list[dict], offline, served_at: flo
         "latency_p95_s": round(float(np.percentile(latency, 95)), 2) if latency else None,
         "monitor_latency_p50_s": round(float(np.percentile(own, 50)), 2) if own else None,
         "monitor_latency_p95_s": round(float(np.percentile(own, 95)), 2) if own else None,
+        "latencies": [{"name": e["name"], "end": round(e["end"], 2), "wall_s": round(w, 2), "monitor_s": o}
+                      for e, w, o in zip(detections, latency, own)],
         "cpu_share": statuses[-1]["cpu_share"] if statuses else None,
         "rss_start_mb": statuses[0]["rss_mb"] if statuses else None, "rss_end_mb": statuses[-1]["rss_mb"] if statuses else None,
         **sounds_like_scores(truth, [e for e in lines if e["type"] == "sound"], [ev.as_dict() for ev in offline.sounds],
@@ -310,6 +312,7 @@ def live_tables(result: dict) -> list[tuple[str, list[dict]]]:
         tables.append(("live: a long run, accelerated (memory)", [result["long_run"]]))
     if not result.get("runs"):
         return tables
-    return tables + [("live: one stream at real-time pace", result["runs"]),
+    runs = [{k: v for k, v in r.items() if k != "latencies"} for r in result["runs"]]  # each detection's: in the JSON
+    return tables + [("live: one stream at real-time pace", runs),
             ("live: streams at once (2 cores)", [{**r, "stream_seconds": " ".join(map(str, r["stream_seconds"])),
                                                   "cpu_share_each": " ".join(map(str, r["cpu_share_each"]))} for r in result["streams"]])]

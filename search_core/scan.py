@@ -29,6 +29,7 @@ from .events import pieces as event_pieces
 from .matching import logmel
 from .recording import SILENCE_PEAK, Recording
 from .landmarks import LandmarkStage
+from .levels import FILE_NAME as LEVELS_FILE, LevelFile
 from .verifiers import FRAMES_PER_SECOND, RATE, BackgroundWarpedVerifier, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds 0-11 (an hour; benchmarks/wild.py, README "Finding
@@ -190,6 +191,8 @@ class Scanner:
 
         self.library = library
         self.verifier = make_verifier(verifier or library.settings.verifier)
+        if hasattr(self.verifier, "levels"):  # background levels kept in the data directory (levels.py)
+            self.verifier.levels = LevelFile(Path(library.settings.data_dir) / LEVELS_FILE)
         self.sounds_like = SoundsLike(library) if sounds_like else None  # names every sound event's category
         self.landmarks = LandmarkStage(library) if library.settings.landmarks else None
 

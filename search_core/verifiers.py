@@ -84,14 +84,22 @@ class WarpedVerifier:
     def __init__(self, cache_size: int = 512, background: bool = False):
         self.cache = matching.TemplateCache(cache_size, warped.make_warp_template)
         self.background = background
+        self.levels = None  # a levels.LevelFile: levels kept between processes (Scanner sets it)
 
     def level(self, tpl: warped.WarpTemplate) -> float:
-        """The template's chance level on the background, computed once (~0.07 s) and kept with
-        the template, which the cache keeps between scans."""
+        """The template's chance level on the background: computed once (~0.06 s), kept with the
+        template (which the cache keeps between scans) and in `levels` (between processes)."""
         if tpl.background is None:
             from . import background
+            from .levels import template_key
 
-            tpl.background = background.level(tpl)
+            key = template_key(tpl) if self.levels is not None else None
+            level = self.levels.get(key) if key else None
+            if level is None:
+                level = background.level(tpl)
+                if key:
+                    self.levels.put(key, level)
+            tpl.background = level
         return tpl.background
 
     def features(self, samples: np.ndarray) -> warped.Target:

@@ -4,7 +4,7 @@ Events (`type`):
 - `detection`: a library sound, as soon as it is confirmed, with the fields of `scan` (start, end,
   score, id, name, label, speed, pitch_semitones, gain_db, margin, ...), the `stream_time` when it
   was confirmed, the `wall_time` (Unix seconds) and `latency`: seconds from the moment the audio
-  of its end arrived to this event;
+  of its end arrived (was decoded, whether or not the scan was free to take it) to this event;
 - `status`: every `status_every` seconds: stream time, detections so far, gaps, the share of one
   CPU the monitor used, its resident memory;
 - `sound`: a sound event and the library category it most likely is (sounds_like.py), library
@@ -24,9 +24,11 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from ..levels import warm
 from ..scan import DEFAULT_THRESHOLD, Detection, Scanner
 from ..sounds_like import CategoryCounts, SoundEvent
 from .live import SOURCE_RATE, LiveScanner
+from .intake import Intake
 from .sources import Gap, open_source
 
 Sink = Callable[[dict], None]
@@ -70,17 +72,19 @@ class Monitor:
 
     def run(self) -> None:
         """Until the source ends (a file, stdin) or `stop` is set; a network source never ends by itself."""
+        self.state = "warming"  # the library's templates and their levels first (levels.py): a cold one reports late
+        warm(self.scanner, stop=self.stop)
         self.state = "running"
         last_status = time.monotonic()
-        for item in open_source(self.source, realtime=self.realtime, stop=self.stop):
+        for item in Intake(open_source(self.source, realtime=self.realtime, stop=self.stop), SOURCE_RATE, self.stop):
             if isinstance(item, Gap):
                 self.gaps += 1
                 self.emit({"type": "gap", "seconds": round(item.seconds, 2), "reason": item.reason,
                            "stream_time": round(self.live.fed, 3), "wall_time": round(time.time(), 3)})
                 continue
-            # stamped on arrival, before the step it may trigger (its processing is part of the latency)
-            self._arrivals.append((self.live.fed + len(item) / SOURCE_RATE, time.time()))
-            self._report(self.live.feed(item))
+            # each chunk was stamped when it arrived: the wait for a busy scan is part of the latency
+            self._arrivals.extend((self.live.fed + at, wall) for at, wall in item.stamps)
+            self._report(self.live.feed(item.audio))
             if time.monotonic() - last_status >= self.status_every:
                 self._status()
                 last_status = time.monotonic()

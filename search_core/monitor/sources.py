@@ -159,13 +159,18 @@ def _ffmpeg_chunks(source: str, stop: threading.Event, *, stdin: bool) -> Iterat
     threading.Thread(target=lambda: said.extend(line.decode(errors="replace").strip() for line in proc.stderr),
                      name="ffmpeg-stderr", daemon=True).start()
     size = int(CHUNK_SECONDS * SOURCE_RATE) * 4
+    left = b""  # a sample split between two reads
     try:
         while not stop.is_set():
-            data = proc.stdout.read(size)
+            # what ffmpeg has decoded, up to a chunk: waiting for a whole chunk would hold the end of
+            # a stream's page (the newest audio) until the next page arrives
+            data = proc.stdout.read1(size)
             if not data:
                 break
-            usable = len(data) - len(data) % 4
-            yield np.frombuffer(data[:usable], dtype="<f4").astype(np.float32)
+            data, usable = left + data, len(left) + len(data) - (len(left) + len(data)) % 4
+            left = data[usable:]
+            if usable:
+                yield np.frombuffer(data[:usable], dtype="<f4").astype(np.float32)
     finally:
         if proc.poll() is None:
             proc.kill()

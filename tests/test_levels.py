@@ -1,0 +1,55 @@
+"""Background levels kept on disk (levels.py): computed once per template, read back by another
+scanner of the library (another process does the same: it reads the file), keyed by the
+template's content, and a damaged file costs nothing but a recomputation."""
+from __future__ import annotations
+
+import pytest
+
+from search_core import background
+from search_core.levels import FILE_NAME, LevelFile, template_key, warm
+from search_core.library import Library
+from search_core.scan import Scanner
+from search_core.warped import make_warp_template
+
+from .conftest import synth
+
+
+def test_levels_are_computed_once_and_another_scanner_reads_them_back(settings, sounds):
+    lib = Library(settings)
+    lib.index([sounds])
+    segments = lib.store.count_segments()
+    first = Scanner(lib)
+    assert warm(first) == (segments, segments)  # a new library: every level computed
+    kept = (settings.data_dir / FILE_NAME).read_text().splitlines()
+    assert len(kept) == segments
+
+    second = Scanner(lib)  # fresh caches, as a monitor started later has
+    assert warm(second) == (segments, 0)  # nothing computed again
+    for row in list(lib.store.iterate(("path",)))[:3]:
+        tpl = second.verifier.template(row["path"])
+        assert tpl.background == pytest.approx(background.level(make_warp_template_of(row["path"])), abs=1e-6)
+    assert len((settings.data_dir / FILE_NAME).read_text().splitlines()) == segments  # no line twice
+
+
+def make_warp_template_of(path: str):
+    from pathlib import Path
+
+    from search_core.audio import load_audio
+    from search_core.verifiers import RATE
+
+    return make_warp_template(load_audio(Path(path), RATE).samples)
+
+
+def test_a_level_belongs_to_its_template_and_a_damaged_file_is_read_around(tmp_path):
+    chirp, tone = make_warp_template(synth("chirp")), make_warp_template(synth("tone"))
+    assert template_key(chirp) == template_key(make_warp_template(synth("chirp")))
+    assert template_key(chirp) != template_key(tone)
+    assert template_key(chirp) != template_key(make_warp_template(synth("chirp", seed=1)))
+
+    path = tmp_path / "data" / FILE_NAME
+    LevelFile(path).put(template_key(chirp), 0.25)
+    with open(path, "a") as f:  # another writer's torn line, and garbage
+        f.write("not a level\n" + template_key(tone)[:20])
+    again = LevelFile(path)
+    assert again.get(template_key(chirp)) == 0.25
+    assert again.get(template_key(tone)) is None and len(again) == 1
