@@ -152,16 +152,20 @@ class TemplateCache:
     mono audio at RATE into a template (or None): a verifier's own template maker."""
 
     def __init__(self, size: int = 512, make=None):
+        import threading
+
         self.size = size
         self.make = make or make_template
         self._items: OrderedDict[tuple, object] = OrderedDict()
+        self._lock = threading.Lock()  # scans, live sessions and a warm-up (levels.py) share one cache
 
     def get(self, path: str, start: float = 0.0, end: float | None = None) -> Template | None:
         """The template of a file (or of its [start, end] seconds); None if unreadable or silent."""
         key = (path, round(start, 3), None if end is None else round(end, 3))
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
         from .audio import AudioError, load_audio
 
         try:
@@ -172,7 +176,8 @@ class TemplateCache:
             tpl = self.make(samples)
         except (AudioError, OSError):
             tpl = None
-        self._items[key] = tpl
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:  # built outside the lock: two threads may build one template, and keep one
+            self._items[key] = tpl
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
         return tpl

@@ -77,6 +77,7 @@ class Service:
     def _loaded(self) -> None:
         if self.files.housekeeper is not None:  # a serving app: the map is ready when first opened
             self.views.warm_map()
+            self._warm_levels()
             if not self._configured_started:  # and the operator's monitors follow their streams
                 self._configured_started = True
                 self.monitors.start_configured(self.settings.monitors_file)
@@ -87,6 +88,27 @@ class Service:
         self.views.changed()
         if self.files.housekeeper is not None:
             self.views.warm_map()
+            self._warm_levels()
+
+    def _warm_levels(self) -> threading.Thread | None:
+        """The library's templates and background levels, in the background (levels.py), so the
+        first scans and the Live tab's first minutes are not slowed by them."""
+        from .levels import warm
+
+        try:
+            scanner = self.scanner  # here: the loader's own thread may open the library while it loads
+        except Exception:  # not open now: its first scan warms what it meets
+            return None
+
+        def work() -> None:
+            try:
+                warm(scanner)
+            except Exception:  # a library that cannot be read now is warmed by its first scan instead
+                pass
+
+        thread = threading.Thread(target=work, name="levels", daemon=True)
+        thread.start()
+        return thread
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:

@@ -53,3 +53,21 @@ def test_a_level_belongs_to_its_template_and_a_damaged_file_is_read_around(tmp_p
     again = LevelFile(path)
     assert again.get(template_key(chirp)) == 0.25
     assert again.get(template_key(tone)) is None and len(again) == 1
+
+
+def test_a_serving_app_warms_its_librarys_levels_in_the_background(settings, sounds):
+    import time
+
+    from search_core.service import Service
+
+    Library(settings).index([sounds])
+    segments = Library(settings).store.count_segments()
+    service = Service(settings)
+    service.files.start_housekeeping()  # a serving app
+    service.loader.load_in_background().join(120)
+    path = settings.data_dir / FILE_NAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not path.exists() or len(path.read_text().splitlines()) < segments):
+        time.sleep(0.2)
+    assert len(path.read_text().splitlines()) == segments  # with no scan run
+    service.files.housekeeper.stop()
