@@ -195,6 +195,8 @@ def long_run(work: Path, model: str, minutes: float) -> dict:
                           env={**os.environ, "SOUNDALIKE_DATA_DIR": str(settings.data_dir), "SOUNDALIKE_MODEL": model},
                           capture_output=True, text=True, timeout=24 * 3600)
     wall = time.perf_counter() - began
+    if feed.poll() is None:  # the monitor ended first (stopped by Ctrl-C): the feeder would wait on a full pipe
+        feed.kill()
     feed.wait()
     statuses = [json.loads(x) for x in proc.stdout.splitlines() if '"type": "status"' in x]
     if not statuses:
