@@ -70,17 +70,19 @@ class LevelFile:
                     continue
         return levels
 
+    def _kept(self) -> dict[str, float]:
+        """The levels, read from the file at first use (call with the lock held)."""
+        if self._levels is None:
+            self._levels = self._load()
+        return self._levels
+
     def get(self, key: str) -> float | None:
         with self._lock:
-            if self._levels is None:
-                self._levels = self._load()
-            return self._levels.get(key)
+            return self._kept().get(key)
 
     def put(self, key: str, level: float) -> None:
         with self._lock:
-            if self._levels is None:
-                self._levels = self._load()
-            self._levels[key] = level
+            self._kept()[key] = level
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -93,9 +95,7 @@ class LevelFile:
 
     def __len__(self) -> int:
         with self._lock:
-            if self._levels is None:
-                self._levels = self._load()
-            return len(self._levels)
+            return len(self._kept())
 
 
 def warm(scanner, limit: int | None = None, stop: threading.Event | None = None) -> tuple[int, int]:
@@ -103,6 +103,8 @@ def warm(scanner, limit: int | None = None, stop: threading.Event | None = None)
     verifier's template cache holds: all of a library that fits it), so that a live scan's first
     minutes are not spent on them; only levels not kept already are computed (~0.07 s each).
     Returns (segments, levels computed)."""
+    from .matching import segment_template
+
     verifier = scanner.verifier
     if getattr(verifier, "levels", None) is None or not getattr(verifier, "background", False):
         return 0, 0
@@ -113,9 +115,7 @@ def warm(scanner, limit: int | None = None, stop: threading.Event | None = None)
         if seen >= limit or (stop is not None and stop.is_set()):
             break
         seen += 1
-        start, end = float(row["seg_start"]), float(row["seg_end"])
-        segmented = end - start < float(row["duration"]) - 1e-3
-        tpl = verifier.template(row["path"], start, end) if segmented else verifier.template(row["path"])
+        tpl, _ = segment_template(verifier, row["path"], float(row["seg_start"]), float(row["seg_end"]), row["duration"])
         if tpl is not None:
             verifier.level(tpl)
     return seen, len(verifier.levels) - before

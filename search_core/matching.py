@@ -181,3 +181,10 @@ class TemplateCache:
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
         return tpl
+
+
+def segment_template(verifier, path: str, start: float, end: float, duration: float):
+    """A library row's template: its segment's (start, end) when the row is a segment of a longer
+    file, else the whole file's; and whether it is a segment."""
+    segmented = end - start < float(duration) - 1e-3
+    return (verifier.template(path, start, end) if segmented else verifier.template(path)), segmented

@@ -26,7 +26,7 @@ import numpy as np
 
 from .audio import AudioError
 from .events import pieces as event_pieces
-from .matching import logmel
+from .matching import logmel, segment_template
 from .recording import SILENCE_PEAK, Recording
 from .landmarks import LandmarkStage
 from .levels import FILE_NAME as LEVELS_FILE, LevelFile
@@ -320,8 +320,7 @@ class Scanner:
             m = meta.get(file_id)
             if m is None:
                 continue
-            segmented = seg_end - seg_start < float(m["duration"]) - 1e-3
-            tpl = verifier.template(m["path"], seg_start, seg_end) if segmented else verifier.template(m["path"])
+            tpl, segmented = segment_template(verifier, m["path"], seg_start, seg_end, m["duration"])
             if tpl is None:
                 if m["name"] not in result.unverifiable:
                     result.unverifiable.append(m["name"])
