@@ -118,6 +118,24 @@ def test_a_server_that_falls_behind_drops_the_oldest_audio_and_says_so(sample_se
     assert service.live.running() == 0
 
 
+def test_a_worker_that_fell_behind_scans_what_waited_in_few_steps(sample_settings, mix):
+    """3 s of 0.1 s chunks queue while the worker is busy (the session's lock held, as during a slow
+    step): it then scans them joined, in pieces of up to 1.5 s, so at most one step per piece and
+    the last one, where one per 0.5 s (six) would follow from feeding them one by one. None lost."""
+    path, _ = mix
+    service = Service(sample_settings)
+    session = service.live.session("behind", "visitor-behind")
+    pieces = list(chunks(path, seconds=0.1))[:30]
+    with session.lock:
+        for rate, x in pieces:
+            session.push(rate, x)
+        time.sleep(0.2)
+    service.live.end("behind")
+    assert session.error is None
+    assert session.live.fed == pytest.approx(3.0, abs=0.02) and session.backlog == pytest.approx(0.0, abs=1e-6)
+    assert 2 <= session.live.stats.steps <= 4, session.live.stats
+
+
 class _Broadcast(http.server.BaseHTTPRequestHandler):
     """Serves the recording at real-time pace, in 0.25 s pieces (an Icecast mount, roughly)."""
 

@@ -4,8 +4,9 @@ chunks, with what the tab shows (the level, detections, the sounds' categories, 
 Gradio's streaming input keeps only the newest chunk of an event while its handler runs (the
 browser sends one every 0.1 s), so a handler that scanned in place would lose the audio that came
 meanwhile: measured, 21 s of 32 s reached the app. The handler only queues the chunk (`push`); a
-worker thread per session scans. Its queue holds MAX_BACKLOG seconds; beyond that (a machine
-slower than real time) the oldest audio is dropped and counted.
+worker thread per session scans, taking what queued during its last step as one piece (up to
+JOIN_SECONDS). Its queue holds MAX_BACKLOG seconds; beyond that (a machine slower than real time)
+the oldest audio is dropped and counted.
 
 Limits, for a public demo: a session lasts `live_seconds` at most (Gradio's `time_limit` ends the
 stream; `feed` refuses beyond it too), `live_sessions` run at once, `live_per_visitor` per visitor
@@ -33,6 +34,8 @@ SHOWN_SECONDS = 120.0  # the timeline's span: the last two minutes
 LEVEL_STEP = 0.25  # seconds per level point
 KEEP_DETECTIONS = 200
 MAX_BACKLOG = 30.0  # seconds of audio waiting for the worker
+JOIN_SECONDS = 1.5  # the most queued audio the worker scans as one piece
+_NONE = object()  # no chunk held over
 
 
 def _seconds(chunk: tuple[int, np.ndarray]) -> float:
@@ -66,6 +69,7 @@ class MicSession:
     _chunks: queue.Queue = field(default_factory=queue.Queue)
     _backlog: float = 0.0
     _worker: threading.Thread | None = None
+    _held: object = _NONE  # a chunk taken from the queue that did not fit the last joined piece
     _resampler: object = None
     _rate: int = 0
     _level_at: float = 0.0
@@ -115,11 +119,7 @@ class MicSession:
                 self.finish()
 
     def _work(self) -> None:
-        while True:
-            item = self._chunks.get()
-            if item is None:
-                return
-            self._backlog -= _seconds(item)
+        while (item := self._next()) is not None:
             try:
                 with self.lock:
                     self.feed(*item)
@@ -127,6 +127,30 @@ class MicSession:
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.version += 1
                 return
+
+    def _next(self) -> tuple[int, np.ndarray] | None:
+        """The oldest queued chunk joined with those queued behind it at its rate and shape, up to
+        JOIN_SECONDS in all (None: the stream ended). A worker that fell behind then catches up in
+        fewer, larger scan steps, as a stream monitor's read-ahead does (intake.py): each step has
+        fixed costs."""
+        first, self._held = (self._chunks.get() if self._held is _NONE else self._held), _NONE
+        if first is None:
+            return None
+        rate, parts, seconds = first[0], [first[1]], _seconds(first)
+        self._backlog -= seconds
+        while seconds < JOIN_SECONDS:
+            try:
+                nxt = self._chunks.get_nowait()
+            except queue.Empty:
+                break
+            if (nxt is None or nxt[0] != rate or np.shape(nxt[1])[1:] != np.shape(parts[0])[1:]
+                    or seconds + _seconds(nxt) > JOIN_SECONDS + 1e-9):
+                self._held = nxt  # the next call starts with it (None: ends the stream)
+                break
+            parts.append(nxt[1])
+            seconds += _seconds(nxt)
+            self._backlog -= _seconds(nxt)
+        return rate, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def feed(self, rate: int, samples: np.ndarray) -> None:
         """One chunk from the browser: int16 or float, mono or (n, channels), at `rate`."""
