@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -121,4 +122,24 @@ def warm(scanner, limit: int | None = None, stop: threading.Event | None = None)
     return seen, len(verifier.levels) - before
 
 
-__all__ = ["FILE_NAME", "LevelFile", "code_version", "template_key", "warm"]
+def try_warm(scanner, stop: threading.Event | None = None) -> bool:
+    """`warm`, where a library that cannot be read now is not an error: its scans prepare the
+    templates they meet instead, so the failure is a warning on stderr. Returns whether it warmed."""
+    try:
+        warm(scanner, stop=stop)
+    except Exception as exc:
+        print(f"warning: the library's templates could not be prepared ahead ({exc}); scans prepare them as they meet them",
+              file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def warm_in_background(scanner) -> threading.Thread:
+    """`try_warm` on a daemon thread: a serving app's first scans and Live sessions are not slowed
+    by levels it can compute while nobody waits."""
+    thread = threading.Thread(target=try_warm, args=(scanner,), name="levels", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["FILE_NAME", "LevelFile", "code_version", "template_key", "try_warm", "warm", "warm_in_background"]

@@ -93,22 +93,13 @@ class Service:
     def _warm_levels(self) -> threading.Thread | None:
         """The library's templates and background levels, in the background (levels.py), so the
         first scans and the Live tab's first minutes are not slowed by them."""
-        from .levels import warm
+        from .levels import warm_in_background
 
         try:
             scanner = self.scanner  # here: the loader's own thread may open the library while it loads
         except Exception:  # not open now: its first scan warms what it meets
             return None
-
-        def work() -> None:
-            try:
-                warm(scanner)
-            except Exception:  # a library that cannot be read now is warmed by its first scan instead
-                pass
-
-        thread = threading.Thread(target=work, name="levels", daemon=True)
-        thread.start()
-        return thread
+        return warm_in_background(scanner)
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:

@@ -71,3 +71,19 @@ def test_a_serving_app_warms_its_librarys_levels_in_the_background(settings, sou
         time.sleep(0.2)
     assert len(path.read_text().splitlines()) == segments  # with no scan run
     service.files.housekeeper.stop()
+
+
+def test_a_library_that_cannot_be_read_is_a_warning_and_not_a_failure(settings, sounds, capsys):
+    """A monitor follows its source anyway, and a serving app keeps serving: scans prepare the
+    templates they meet instead (try_warm, as Monitor.run and the app's background thread call it)."""
+    from search_core.levels import try_warm, warm_in_background
+
+    lib = Library(settings)
+    lib.index([sounds])
+    scanner = Scanner(lib)
+    lib.store.drop()  # the collection is gone under the scanner (another process dropped the library)
+    assert try_warm(scanner) is False
+    assert "could not be prepared ahead" in capsys.readouterr().err
+    warm_in_background(scanner).join(60)
+    assert "could not be prepared ahead" in capsys.readouterr().err
+    assert not (settings.data_dir / FILE_NAME).exists()  # nothing half-written

@@ -24,7 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from ..levels import warm
+from ..levels import try_warm
 from ..scan import DEFAULT_THRESHOLD, Detection, Scanner
 from ..sounds_like import CategoryCounts, SoundEvent
 from .live import SOURCE_RATE, LiveScanner
@@ -73,10 +73,7 @@ class Monitor:
     def run(self) -> None:
         """Until the source ends (a file, stdin) or `stop` is set; a network source never ends by itself."""
         self.state = "warming"  # the library's templates and their levels first (levels.py): a cold one reports late
-        try:
-            warm(self.scanner, stop=self.stop)
-        except Exception as exc:  # a library not readable now: follow the source anyway, levels come as needed
-            print(f"warning: the library's templates could not be prepared ({exc})", file=sys.stderr, flush=True)
+        try_warm(self.scanner, stop=self.stop)  # a library not readable now: follow the source anyway
         self.state = "running"
         last_status = time.monotonic()
         for item in Intake(open_source(self.source, realtime=self.realtime, stop=self.stop), SOURCE_RATE, self.stop):
