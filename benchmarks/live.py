@@ -267,7 +267,7 @@ def sounds_like_scores(truth: dict, live: list[dict], offline: list[dict], categ
 
 
 def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
-    """1, 2 and 3 streams at once, one monitor process each: a stream keeps real time when its
+    """1 to 4 streams at once, one monitor process each: a stream keeps real time when its
     monitor has consumed the whole broadcast by the time it is stopped (20 s after the end). With
     torch's default threads (one per core), with one torch thread per monitor
     (SOUNDALIKE_TORCH_THREADS=1), and with every numeric library on one thread (OMP, OpenBLAS, MKL
@@ -279,13 +279,13 @@ def concurrent(env: dict, work: Path, seed: int, minutes: float) -> list[dict]:
     # a Milvus Lite file is open in one process at a time: each monitor gets its own copy of the library
     data = Path(env["SOUNDALIKE_DATA_DIR"])
     envs = [env]
-    for i in range(1, 3):
+    for i in range(1, 4):
         copy = data.with_name(f"{data.name}_{i}")
         if not copy.exists():
             shutil.copytree(data, copy)
         envs.append({**env, "SOUNDALIKE_DATA_DIR": str(copy)})
     one = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the numeric libraries' pools too
-    for n, threads in ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (2, "all 1"), (3, "all 1")):
+    for n, threads in ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (2, "all 1"), (3, "all 1"), (4, "all 1")):
         envs_now = [{**e, "SOUNDALIKE_TORCH_THREADS": "1" if threads else "0", **(one if threads == "all 1" else {})} for e in envs]
         servers = [serve(rec, minutes * 60)[0] for _ in range(n)]  # one broadcast each
         urls = [f"http://127.0.0.1:{s.server_address[1]}/live.ogg" for s in servers]
