@@ -6,9 +6,10 @@ re-encoded, resampled, gain-changed, trimmed, padded with silence, lightly noise
 Two stages, like `scan`, so a library is never compared pair by pair with the precise stage:
 1. candidates: each file's nearest neighbours by embedding cosine (top `CANDIDATES`, exact);
 2. verification (copies.py): the two waveforms' correlation, rescaled against chance; for each
-   file's WARP_NEIGHBOURS nearest, also the warp-tolerant verifier of `scan` and, where it finds
-   the pitch moved, the waveforms again at the speed it implies (a copy played faster or slower,
-   pitched or in a room no longer lines up sample by sample).
+   file's WARP_NEIGHBOURS nearest, also the room check (one file as the other through a short room
+   response) and the warp-tolerant verifier of `scan` and, where it finds the pitch moved, the
+   waveforms again at the speed it implies (a copy played faster or slower, or in a room, no
+   longer lines up sample by sample).
 
 Groups are complete-linkage: a file joins a group only when it matches *every* member, so chains
 of "A is like B is like C" never grow into one mega-group. A group's score is its weakest pair.
