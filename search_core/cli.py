@@ -174,6 +174,8 @@ def _change(d: dict) -> str:
         parts.append(f"pitch {d['pitch_semitones']:+.1f} st")
     if d.get("gain_db") is not None:
         parts.append(f"gain {d['gain_db']:+.0f} dB")
+    if d.get("channel"):
+        parts.append(f"through {'a room' if d['channel'] == 'room' else 'the ' + d['channel'] + ' band'}")
     return f"  [{', '.join(parts)}]" if parts else ""
 
 

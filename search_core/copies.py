@@ -182,22 +182,30 @@ def room_score(a: Sound, b: Sound) -> float:
 
 
 def through_room(dry: np.ndarray, wet: np.ndarray) -> float:
-    """How well `wet` is `dry` through a short room response, rescaled against chance. The
+    """How well `wet` is `dry` through a short room response (room_fit's score)."""
+    return room_fit(dry, wet)[0]
+
+
+def room_fit(dry: np.ndarray, wet: np.ndarray, ridge: float = ROOM_RIDGE,
+             passband: tuple[float, float] = ROOM_PASS) -> tuple[float, float]:
+    """How well `wet` is `dry` through a short room response, rescaled against chance, and where
+    in `wet` the response begins (seconds; negative: `dry` holds more before the sound). The
     response h is estimated over the whole of both (Wiener: H = W conj(D) / (|D|^2 + ridge)),
     kept for ROOM_SECONDS from where its energy begins, and r is the correlation of `wet` with
     `dry` through it. A kept response of L seconds can explain about L / T of the energy of an
     unrelated sound T seconds long, so r is rescaled as (r - c) / (1 - c), c = sqrt(L / T). The
-    response must look like a room's (see the module's docstring), else the score is 0."""
+    response must look like a room's (see the module's docstring), else the score is 0. `ridge`
+    and `passband`: the regularisation and ROOM_PASS, which noise under the copy asks to widen."""
     from scipy import fft
 
     keep = int(ROOM_SECONDS * RATE)
     if min(dry.size, wet.size) < 2 * keep:
-        return 0.0
+        return 0.0, 0.0
     size = fft.next_fast_len(dry.size + wet.size + keep, real=True)
     d = fft.rfft(dry.astype(np.float64), size)
     w = fft.rfft(wet.astype(np.float64), size)
     power = np.abs(d) ** 2
-    h = fft.irfft(w * np.conj(d) / (power + ROOM_RIDGE * power.mean()), size)
+    h = fft.irfft(w * np.conj(d) / (power + ridge * power.mean()), size)
     lags = np.concatenate([h[-dry.size:], h[: wet.size]])  # lags -dry.size .. wet.size - 1
     frame = int(ROOM_FRAME * RATE)
     env = np.square(lags[: lags.size // frame * frame]).reshape(-1, frame).sum(axis=1)
@@ -207,20 +215,20 @@ def through_room(dry: np.ndarray, wet: np.ndarray) -> float:
     before = np.sum(np.square(dry[: max(0, -lag0)], dtype=np.float64)) / np.sum(np.square(dry, dtype=np.float64))
     ahead = np.sum(np.square(wet[: max(0, lag0)], dtype=np.float64)) / np.sum(np.square(wet, dtype=np.float64))
     if max(before, ahead) > 1.0 - ENERGY_COVER:
-        return 0.0
+        return 0.0, lag0 / RATE
     kept = lags[begin : begin + keep]
     third = kept.size // 3
     if 10 * np.log10(np.sum(kept[:third] ** 2) / (np.sum(kept[-third:] ** 2) + 1e-30)) < ROOM_DECAY_DB:
-        return 0.0
+        return 0.0, lag0 / RATE
     room = np.zeros(size)
     room[np.arange(lag0, lag0 + kept.size) % size] = kept
     through = fft.irfft(fft.rfft(room, size) * d, size)
     passed = float(np.sum(through**2) / (np.sum(kept**2) * np.sum(dry.astype(np.float64) ** 2) + 1e-30))
-    if not ROOM_PASS[0] <= passed <= ROOM_PASS[1]:
-        return 0.0
+    if not passband[0] <= passed <= passband[1]:
+        return 0.0, lag0 / RATE
     r = float(np.dot(wet, through[: wet.size]) / (np.linalg.norm(wet) * np.linalg.norm(through) + 1e-30))
     c = float(np.sqrt(ROOM_SECONDS * RATE / max(dry.size, wet.size)))
-    return max(0.0, (r - c) / (1.0 - c))
+    return max(0.0, (r - c) / (1.0 - c)), lag0 / RATE
 
 
 def make_wave(samples: np.ndarray, rate: int = RATE) -> np.ndarray | None:

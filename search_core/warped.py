@@ -22,9 +22,10 @@ Each variant's correlation is then rescaled against its chance level (CHANCE): a
 with few cells reaches higher correlations by chance than a long one, so the same raw value means
 less. A score of 1 is the template's spectrogram exactly, 0 what chance gives a template of its
 size; different recordings of the same kind of sound stay under 0.5 over the wild benchmark's music
-and distractors (the best of all scales, shifts and positions). The default verifier, `warped-bg`
-(verifiers.py), takes these scores against each template's level on a fixed background
-(`normalised`); its threshold (scan.DEFAULT_THRESHOLD) was chosen there on tuning seeds.
+and distractors (the best of all scales, shifts and positions). `warped-bg` (verifiers.py) takes
+these scores against each template's level on a fixed background (`normalised`), and the default,
+`warped-room`, also tries each alignment as the sound through a room (room_check.py); the threshold
+(scan.DEFAULT_THRESHOLD) was chosen on the wild benchmark's tuning seeds.
 """
 from __future__ import annotations
 
@@ -146,6 +147,7 @@ class WarpTemplate:
     duration: float  # seconds of the whole sound
     variants: list[Variant]
     background: float | None = None  # its best score on background.py's audio, once a verifier has asked
+    wave: object = None  # a verifier's own view of the sound's waveform (verifiers.RoomVerifier: room_check.Dry)
 
     @property
     def frames(self) -> int:  # the longest variant: the most a target must hold

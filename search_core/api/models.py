@@ -110,7 +110,7 @@ class Detection(BaseModel):
     speed: float | None = Field(None, description="estimated playback speed of the occurrence against the library sound (1.05: 5 % faster)")
     pitch_semitones: float | None = Field(None, description="estimated pitch change, semitones")
     gain_db: float | None = Field(None, description="estimated level of the occurrence against the library sound, dB")
-    channel: str | None = Field(None, description="\"telephone\" where the match was made within 300-3400 Hz only (a band-limited copy, or other sound covering its lows and highs)")
+    channel: str | None = Field(None, description="\"telephone\" where the match was made within 300-3400 Hz only (a band-limited copy, or other sound covering its lows and highs); \"room\" where the waveform matched as the library sound through a short response (reverb, or a filter), at the original speed and pitch")
     margin: float | None = Field(None, description="score minus the best score of another library sound at the same moment")
     id: str
     name: str
