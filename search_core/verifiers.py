@@ -1,10 +1,11 @@
 """Verification strategies behind one interface, so scan and find use either and the benchmarks
 measure both on the same recordings (as Panako keeps its strategies side by side).
 
-- `warped-room` (default): `warped-bg`, and each of its alignments also tried as the library sound
-  through a small room (room_check.py); the better score stands; threshold 0.3.
-- `warped-bg`: `warped`, each score taken against the template's chance level on a fixed
+- `warped-bg` (default): `warped`, each score taken against the template's chance level on a fixed
   background of music and voices (background.py); threshold 0.3.
+- `warped-room`: `warped-bg`, and each of its alignments also tried as the library sound through a
+  small room (room_check.py); the better score stands; threshold 0.3. Better on the wild benchmark;
+  not the default until its cost on live streams is measured (README, "In the wild").
 - `warped` (warped.py): log-frequency detail + envelope over the template's salient cells, every
   time scale 0.9-1.1 and pitch shift +-2.5 semitones; says how the sound was changed; raw scores,
   threshold 0.45.

@@ -105,7 +105,7 @@ def test_a_telephone_band_copy_is_found_through_the_telephone_channel(tmp_path, 
     band = sosfilt(butter(6, [300, 3400], btype="bandpass", fs=RATE, output="sos"), clip).astype(np.float32)
     rec = tmp_path / "telephone.ogg"
     _recording(rec, [(2.0, 0.5 * band / np.max(np.abs(band)))], 4.0 + len(clip) / RATE)
-    # the warped verifier's own channel (`warped-room`, the default, explains this copy too, as the
+    # the warped verifier's own channel (`warped-room` explains this copy too, as the
     # original through a short response: tests/test_room_check.py)
     result = find(query, rec, settings.with_(verifier="warped-bg"))
     assert len(result.matches) == 1, [m.as_dict() for m in result.matches]
