@@ -233,6 +233,12 @@ def room_fit(dry: np.ndarray, wet: np.ndarray, ridge: float = ROOM_RIDGE,
 
 def make_wave(samples: np.ndarray, rate: int = RATE) -> np.ndarray | None:
     """The audible part of mono audio at `rate`; None when it is silent."""
+    found = audible_wave(samples, rate)
+    return None if found is None else found[0]
+
+
+def audible_wave(samples: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, int] | None:
+    """make_wave's audible part, and the sample of `samples` where it begins; None when silent."""
     y = np.asarray(samples, dtype=np.float64)
     if y.size == 0 or not np.all(np.isfinite(y)):
         return None
@@ -241,7 +247,7 @@ def make_wave(samples: np.ndarray, rate: int = RATE) -> np.ndarray | None:
     if peak < MIN_PEAK:
         return None
     loud = np.flatnonzero(np.abs(y) >= peak * 10 ** (-SILENCE_DB / 20))
-    return y[loud[0] : min(loud[-1] + 1, loud[0] + int(MAX_SECONDS * rate))].astype(np.float32)
+    return y[loud[0] : min(loud[-1] + 1, loud[0] + int(MAX_SECONDS * rate))].astype(np.float32), int(loud[0])
 
 
 def pair_score(x: np.ndarray, y: np.ndarray) -> float:

@@ -55,11 +55,11 @@ def dry_of(samples: np.ndarray, rate: int) -> Dry | None:
         return None
     if rate != RATE:
         y = resample_poly(y, RATE, rate)
-    wave = copies.make_wave(y, RATE)
-    if wave is None or wave.size > MAX_SECONDS * RATE:
+    found = copies.audible_wave(y, RATE)
+    if found is None or found[0].size > MAX_SECONDS * RATE:
         return None
-    loud = np.flatnonzero(np.abs(y - y.mean()) >= np.max(np.abs(y - y.mean())) * 10 ** (-copies.SILENCE_DB / 20))
-    return Dry(wave, float(loud[0]) / RATE)
+    wave, start = found
+    return Dry(wave, start / RATE)
 
 
 def room_score(dry: Dry, samples: np.ndarray, rate: int, onset: float) -> float:
