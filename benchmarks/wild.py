@@ -91,6 +91,7 @@ def score_wild(truths: list[dict], detections: list[list[dict]], threshold: floa
 def bench_wild(workdir: Path, model: str, env: dict, smoke: bool, thresholds: tuple[float, ...] | None = None) -> dict:
     """Index the library part, scan the tuning and report recordings, score both."""
     from search_core.scan import DEFAULT_THRESHOLD
+    from search_core.settings import Settings
 
     env = {**env, "SOUNDALIKE_DATA_DIR": str(workdir / f"wild_{model}"), "SOUNDALIKE_MODEL": model}
     library, distractors = split()
@@ -118,7 +119,7 @@ def bench_wild(workdir: Path, model: str, env: dict, smoke: bool, thresholds: tu
         same[name] = same.get(name, {name}) | others
     result = {"model": model, "library": len(library), "distractor_pool": len(distractors),
               "bed": runs["report"][0][0]["bed"], "minutes_each": 1.0 if smoke else MINUTES,
-              "default_threshold": DEFAULT_THRESHOLD}
+              "default_threshold": DEFAULT_THRESHOLD, "verifier": env.get("SOUNDALIKE_VERIFIER") or Settings().verifier}
     for part, (truths, dets, rtf) in runs.items():
         result[part] = {"seeds": [t["seed"] for t in truths], "recordings": len(truths),
                         "hours": round(sum(t["duration"] for t in truths) / 3600.0, 3),

@@ -6,7 +6,7 @@ music at some pitch shift and time scale, a short voiced grunt with any voice. O
 benchmark's tuning hour over its procedural bed (benchmarks/wild.py) two such templates made 104 of
 the 107 false detections scoring 0.35 or more. A template's best score on this background says how
 far it reaches by chance; the `warped-bg` verifier scores a recording against that level
-(warped.normalised). It is the default verifier; `warped-room` is built on it (README, "What a score
+(warped.normalised); the default verifier, `warped-room`, is built on it (README, "What a score
 means").
 
 The background is synthesised here (seeded, the same on every machine, nothing to download or

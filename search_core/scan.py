@@ -30,13 +30,13 @@ from .matching import logmel, segment_template
 from .recording import SILENCE_PEAK, Recording
 from .landmarks import LandmarkStage
 from .levels import FILE_NAME as LEVELS_FILE, LevelFile
-from .verifiers import FRAMES_PER_SECOND, RATE, BackgroundWarpedVerifier, make_verifier
+from .verifiers import FRAMES_PER_SECOND, RATE, RoomVerifier, make_verifier
 
 # Chosen on the wild benchmark's tuning seeds 0-11 (an hour; benchmarks/wild.py, README "Finding
-# sounds in recordings"), for the default verifier (`warped-bg`; `warped-room` kept it):
+# sounds in recordings"), for the default verifier (`warped-room`, as for `warped-bg` before it):
 # the lowest threshold, in steps of 0.05, with at most one false detection per hour there.
 # (`warped`, raw scores: 0.45; `logmel`: 0.85.)
-DEFAULT_THRESHOLD = BackgroundWarpedVerifier.threshold  # 0.3 (RoomVerifier's too)
+DEFAULT_THRESHOLD = RoomVerifier.threshold  # 0.3
 # Competitors: every candidate is verified down to COHORT_FLOOR, so that a detection knows the best
 # score of another library sound at the same moment (its runner-up); a detection must beat it by
 # MIN_MARGIN. A template that fits many sounds of its kind fits their moments about as well as the

@@ -53,12 +53,12 @@ class Settings:
     max_index_seconds: float = 600.0
     max_upload_mb: float = 50.0
     max_scan_seconds: float = 7200.0  # longest recording `scan`/`find` accept (streamed: memory stays flat)
-    # How scan/find verify a candidate: "warped-bg" (log-frequency, speed/pitch tolerant,
-    # warped.py, each score against the template's chance level on a fixed background,
-    # background.py), "warped-room" (that, and each alignment also tried as the sound through a
-    # small room, room_check.py: better on the wild benchmark, not yet measured on live streams),
-    # "warped" (raw scores) or "logmel" (the earlier band-centred log-mel correlation, matching.py).
-    verifier: str = "warped-bg"
+    # How scan/find verify a candidate: "warped-room" ("warped-bg", and each alignment also tried
+    # as the sound through a small room, room_check.py), "warped-bg" (log-frequency, speed/pitch
+    # tolerant, warped.py, each score against the template's chance level on a fixed background,
+    # background.py), "warped" (the same without that) or "logmel" (the earlier band-centred
+    # log-mel correlation, matching.py), kept to compare against.
+    verifier: str = "warped-room"
     # scan/find's candidate stages besides the embeddings: spectral-peak landmarks (landmarks.py)
     landmarks: bool = True
     panns_checkpoint: Path | None = None
@@ -121,7 +121,7 @@ class Settings:
             max_index_seconds=_env_float("SOUNDALIKE_MAX_INDEX_SECONDS", 600.0),
             max_upload_mb=_env_float("SOUNDALIKE_MAX_UPLOAD_MB", 50.0),
             max_scan_seconds=_env_float("SOUNDALIKE_MAX_SCAN_SECONDS", 7200.0),
-            verifier=env.get("SOUNDALIKE_VERIFIER", "warped-bg"),
+            verifier=env.get("SOUNDALIKE_VERIFIER", "warped-room"),
             landmarks=_env_bool("SOUNDALIKE_LANDMARKS", True),
             panns_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
             panns_data_dir=Path(env.get("PANNS_DATA_DIR", str(Path.home() / "panns_data"))).expanduser(),

@@ -23,8 +23,8 @@ with few cells reaches higher correlations by chance than a long one, so the sam
 less. A score of 1 is the template's spectrogram exactly, 0 what chance gives a template of its
 size; different recordings of the same kind of sound stay under 0.5 over the wild benchmark's music
 and distractors (the best of all scales, shifts and positions). `warped-bg` (verifiers.py) takes
-these scores against each template's level on a fixed background (`normalised`; the default), and
-`warped-room` also tries each alignment as the sound through a room (room_check.py); the threshold
+these scores against each template's level on a fixed background (`normalised`), and the default,
+`warped-room`, also tries each alignment as the sound through a room (room_check.py); the threshold
 (scan.DEFAULT_THRESHOLD) was chosen on the wild benchmark's tuning seeds.
 """
 from __future__ import annotations

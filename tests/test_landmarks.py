@@ -40,9 +40,11 @@ def test_a_short_sound_under_music_played_faster_is_proposed_at_its_place():
     found = index.candidates(warped.logspec(y), 0.0, 0.0, 12.0)
     mine = [c for c in found if c.file_id == fid]
     assert mine and abs(mine[0].onset - at) <= 0.15, [(c.file_id, round(c.onset, 2), c.votes) for c in found[:10]]
-    # music alone proposes far fewer votes for it anywhere
+    # music alone gives it fewer votes anywhere (it may still propose it: a second's candidates are
+    # ranked by their share of their file's pairs, and the verifier decides)
     alone = [c for c in index.candidates(warped.logspec(music * 0.1), 0.0, 0.0, 12.0) if c.file_id == fid]
-    assert max((c.votes for c in alone), default=0) < mine[0].votes / 2
+    assert max((c.votes for c in alone), default=0) < mine[0].votes
+    assert all(abs(c.onset - at) > 0.5 for c in alone)
 
 
 def test_the_peaks_are_cached_by_file_and_follow_the_library(tmp_path):
@@ -74,3 +76,29 @@ def test_an_unreadable_library_file_has_no_peaks_and_breaks_nothing(tmp_path):
     y = load_audio(lib[0][1], RATE).samples
     found = index.candidates(warped.logspec(np.concatenate([np.zeros(RATE, np.float32), y])), 0.0, 0.0, 10.0)
     assert found and found[0].file_id == lib[0][0] and abs(found[0].onset - 1.0) <= 0.1
+
+
+def test_each_second_proposes_the_candidates_with_the_largest_share_of_their_pairs():
+    """The wild benchmark's library (108 sounds) over procedural music, each of its sounds shorter
+    than a second played at tape speed 1.05, 3 dB over the music, one every 2 s: most are proposed
+    at their place. Ranked by raw votes, the long dense sounds' chance votes took a second's 8
+    places: 33 of the 68 were proposed then, 47 now."""
+    from benchmarks.wild_mixes import split
+
+    lib = [(f"id-{p.stem}", str(p)) for p, _ in split()[0]]
+    index = landmarks.LandmarkIndex()
+    index.refresh(lib)
+    short = [(f, p) for f, p in lib if len(load_audio(p, RATE).samples) < RATE]
+    music, _ = bed(len(short) * 2.0 + 2, np.random.default_rng(5))
+    y = music * 0.1
+    at = {}
+    for k, (fid, path) in enumerate(short):
+        clip = load_audio(path, RATE).samples
+        fast = librosa.resample(clip, orig_sr=RATE, target_sr=int(RATE / 1.05))
+        a = int((1.0 + 2.0 * k) * RATE)
+        y[a : a + len(fast)] += fast / _rms(fast) * _rms(y[a : a + len(fast)]) * 10 ** (3 / 20)
+        at[fid] = a / RATE
+    found = index.candidates(warped.logspec(y), 0.0, 0.0, len(y) / RATE)
+    assert max(sum(1 for c in found if int(c.onset) == s) for s in range(int(len(y) / RATE))) <= landmarks.PER_SECOND
+    proposed = [f for f in at if any(c.file_id == f and abs(c.onset - at[f]) <= 0.15 for c in found)]
+    assert len(proposed) >= 0.6 * len(short), (len(proposed), len(short))

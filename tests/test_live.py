@@ -52,9 +52,13 @@ def test_the_live_tab_reports_each_library_sound_while_the_microphone_streams(sa
     shown = []
     for i, chunk in enumerate(chunks(path, seconds=0.1)):  # as Gradio delivers them: 0.1 s each
         assert h.listen(chunk, request) is None  # queues the chunk for the session's worker, returns at once
-        time.sleep(0.05)  # twice real time (one stream takes about 0.4 of a core: the worker keeps up) ...
-        while service.live.get("visitor-1").backlog > 5.0:  # ... unless the machine is busy: then never so
-            time.sleep(0.05)  # far behind that audio is dropped (test_a_server_that_falls_behind_...)
+        time.sleep(0.05)  # twice real time (one stream takes about 0.6 of a core: the worker keeps up) ...
+        # ... and never more than a chunk or two ahead of the worker: a worker that fell behind joins
+        # what waited into one piece (up to sessions.JOIN_SECONDS) and confirms a sound that much later
+        # in stream time (2.002 s once in a busy CI run). This test holds the monitor's own stream-time
+        # delay; how a machine keeps up in wall time is the live benchmark's figure.
+        while service.live.get("visitor-1").backlog > 0.25:
+            time.sleep(0.02)
         if i % 20 == 0:
             shown.append(h.refresh(request))  # the tab's timer
     assert "Listening" in shown[-1][3] and 'id="live-timeline"' in shown[-1][0]
