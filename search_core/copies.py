@@ -13,6 +13,9 @@
   tape-speed change is tried: the template's waveform resampled at speeds around the estimate
   (within SPEED_SPAN, to 0.00005) and correlated again. A tape copy at 0.95 or 1.05 scores 0.96-1.0
   there at its exact speed, and another sound does not line up at any speed.
+- **fine spectrum at the estimated pitch** (fine_spectrum.py): where the speed does not explain
+  it, a pitch shift at the same tempo: the spectrum's fine detail, read at the pitch ratio, and
+  the level over time, which such a copy keeps.
 - **through a room**: a reverberant copy is the original convolved with the room's response, which
   leaves its waveform correlation at 0.1-0.2 (the benchmark's small room puts ~3 % of its energy in
   the direct path). So the response is estimated (Wiener deconvolution of one file by the other),
@@ -33,6 +36,7 @@ import numpy as np
 
 from . import warped
 from .audio import AudioError, load_audio
+from .fine_spectrum import fine_pitch
 
 RATE = 11025  # of the waveforms compared
 AUDIO_RATE = warped.RATE  # files are decoded once, at the warped verifier's rate; waveforms are decimated
@@ -114,7 +118,8 @@ def wave_chance(overlap: float, px: np.ndarray, py: np.ndarray) -> float:
 def sound_score(a: Sound, b: Sound, warp: bool = True,
                 pair_of: Callable[[Sound], PairSound | None] = Sound.pair) -> float:
     """The pair's score: its chance-rescaled waveform correlation; where `warp` asks and that is
-    under WARP_BELOW, also the waveform score at the speed the warped check implies, if higher.
+    under WARP_BELOW, also the room check's, the waveform score at the speed the warped check
+    implies and, failing that, the fine-spectrum score at its pitch (fine_spectrum.py), if higher.
     (The warped score itself is not a pair's score: two synthetic sounds of one shape reach it.)
     `pair_of` gives a sound's warped features (a caller's cache)."""
     score = wave_score(a.wave, b.wave, a.spectrum, b.spectrum)
@@ -127,6 +132,9 @@ def sound_score(a: Sound, b: Sound, warp: bool = True,
             if found.score >= SPEED_CHECK and found.pitch_semitones != 0.0:
                 short, long_ = (a, b) if found.template_is_a else (b, a)
                 score = max(score, speed_score(short, long_, 2.0 ** (found.pitch_semitones / 12.0), found.offset))
+                if score < WARP_BELOW:  # not a tape: the pitch moved at the same tempo?
+                    pitched = fine_pitch(short.audio, long_.audio, found.pitch_semitones, found.offset)
+                    score = max(score, pitched.score)
     return score
 
 

@@ -12,6 +12,7 @@ import soundfile as sf
 from benchmarks.dupes import write_copies
 from search_core.copies import load_sound, pair_score, sound_score
 from search_core.dupes import DEFAULT_THRESHOLD, complete_linkage, find_dupes
+from search_core.fine_spectrum import ENVELOPE_DB, _spectrogram, envelope_distance, fine_pitch
 from search_core.labels import TEMPERATURE, suggest_label
 from search_core.library import Library
 from search_core.store import Store
@@ -29,8 +30,9 @@ OTHER_TAKES = ["pain_grunt/wesnoth_human-hit-2.ogg", "pain_grunt/wesnoth_human-h
 @pytest.fixture(scope="module")
 def dupes_data(tmp_path_factory):
     """Three clips, four altered OGG copies of each (-6 dB; trimmed 150 ms + noise; padded and
-    resampled to 22.05 kHz; played at another speed, 0.95 or 1.05, like a tape), and six other
-    takes of the same categories; indexed with aisfx."""
+    resampled to 22.05 kHz; and one warp: played at another speed, 1.05 or 0.95, like a tape, or
+    pitched 2 semitones down at the same tempo), and six other takes of the same categories;
+    indexed with aisfx."""
     root = tmp_path_factory.mktemp("dupes")
     lib_dir = root / "sounds"
     rng = np.random.default_rng(3)
@@ -40,7 +42,7 @@ def dupes_data(tmp_path_factory):
         (lib_dir / src.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(src, lib_dir / rel)
         families[src.stem] = {src.stem, *write_copies(src, lib_dir / src.parent.name, rng, trim_end=k % 2 == 1,
-                                                      warp=("speed_1.05", "speed_0.95")[k % 2])}
+                                                      warp=("speed_1.05", "speed_0.95", "pitch_-2")[k])}
     for rel in OTHER_TAKES:
         shutil.copy(SAMPLE_DATA / rel, lib_dir / rel)
     from search_core.settings import Settings
@@ -150,6 +152,54 @@ def test_a_reverberant_copy_is_a_duplicate_and_another_take_in_the_same_room_is_
         assert room_score(load_sound(SAMPLE_DATA / a), take) < 0.5
         assert room_score(load_sound(SAMPLE_DATA / a), in_room(b)[1]) < 0.5
     assert make_sound(np.zeros(22050, np.float32)) is None  # silence never reaches the check
+
+
+def test_a_pitched_copy_is_a_duplicate_and_another_take_pitched_alike_is_not(tmp_path):
+    """A pitch shift at the same tempo (the wild benchmark's: librosa's phase vocoder, then
+    resampling) leaves neither the waveform nor a tape speed to line up; the fine-spectrum check
+    reads the copy's spectrogram at the pitch ratio. Another take of the kind, pitched the same
+    way, shares the coarse shape but not the fine detail."""
+    from benchmarks.wild_mixes import RATE as WILD_RATE, alter
+
+    from search_core.audio import load_audio
+    from search_core.copies import warp_match
+
+    rng = np.random.default_rng(9)
+
+    def pitched(rel: str, steps: int):
+        y = load_audio(SAMPLE_DATA / rel, WILD_RATE).samples
+        out = tmp_path / f"{Path(rel).stem}_{steps}.ogg"
+        sf.write(out, alter(y, f"pitch_{steps:+d}", rng)[0], WILD_RATE, format="OGG", subtype="VORBIS")
+        return load_sound(out)
+
+    for rel, steps in (("bow_arrow/wesnoth_bow.ogg", 2), ("explosion/chromium_exploBig.ogg", -2),
+                       ("pain_grunt/wesnoth_human-hit-1.ogg", 2)):
+        original, copy = load_sound(SAMPLE_DATA / rel), pitched(rel, steps)
+        assert sound_score(original, copy, warp=False) < 0.5  # the waveform alone: not a copy
+        found = warp_match(original.pair(), copy.pair())
+        short, long_ = (original, copy) if found.template_is_a else (copy, original)
+        fine = fine_pitch(short.audio, long_.audio, found.pitch_semitones, found.offset)
+        assert fine.pitch_semitones == pytest.approx(steps if found.template_is_a else -steps, abs=0.05)
+        assert sound_score(original, copy) >= DEFAULT_THRESHOLD
+    for a, b in (("bow_arrow/wesnoth_bow.ogg", "bow_arrow/wesnoth_bow-puny.ogg"),
+                 ("pain_grunt/wesnoth_human-hit-1.ogg", "pain_grunt/wesnoth_human-hit-2.ogg"),
+                 ("explosion/chromium_exploBig.ogg", "explosion/hedgewars_explosion.ogg")):
+        assert sound_score(load_sound(SAMPLE_DATA / a), pitched(b, 2)) < 0.5
+
+
+def test_a_steady_tone_of_another_decay_is_not_a_pitched_copy():
+    """A pitched steady tone is a steady tone at another pitch: the fine detail (one ridge) cannot
+    tell them apart, the level over time can (a pitch shift keeps the tempo)."""
+    rate = 22050
+    t = np.arange(int(1.5 * rate)) / rate
+
+    def tone(freq: float, decay: float) -> np.ndarray:
+        return (np.sin(2 * np.pi * freq * t) * np.exp(-decay * t) * (1 - np.exp(-200 * t))).astype(np.float32)
+
+    up = 440.0 * 2 ** (2 / 12)
+    assert fine_pitch(tone(440.0, 3.0), tone(up, 3.0), 2.0).score > 0.5  # the ridge alone: far over chance
+    assert envelope_distance(_spectrogram(tone(440.0, 3.0)), _spectrogram(tone(up, 12.0))) > ENVELOPE_DB
+    assert fine_pitch(tone(440.0, 3.0), tone(up, 12.0), 2.0).score == 0.0
 
 
 def test_groups_need_every_pair_to_match_so_chains_do_not_merge():
