@@ -92,6 +92,52 @@ def altered_copies(out: Path, clips: int = 40, seed: int = 7, folder: Path = SAM
             for k, (path, label) in enumerate(chosen)}
 
 
+CUTS = 16  # clips cut from longer bundled files (never from the copies' originals)
+CUT_MIN_SOURCE = 2.5  # seconds: a source at least this long
+
+
+def cut_clips(out: Path, exclude: set[str], clips: int = CUTS, seed: int = 8, folder: Path = SAMPLE) -> dict[str, tuple[str, float]]:
+    """Writes clips cut from longer sample files under `out` (OGG Vorbis, the source's rate; 0.5-1.5 s,
+    under 0.45 of the source, at a random place where the source is audible); returns
+    {cut stem: (source stem, offset in seconds)}."""
+    rng = np.random.default_rng(seed + 100)
+    pool = [(p, lab) for p, lab in sample_clips(folder) if p.stem not in exclude and sf.info(str(p)).duration >= CUT_MIN_SOURCE]
+    chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(clips, len(pool)), replace=False))]
+    cuts = {}
+    for path, label in chosen:
+        y, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        y = y.mean(axis=1)
+        loud = float(np.sqrt(np.mean(y**2)))
+        length = int(rng.uniform(0.5, min(1.5, 0.45 * len(y) / rate)) * rate)
+        for _ in range(50):  # a place where the source is audible
+            at = int(rng.integers(0, len(y) - length))
+            if np.sqrt(np.mean(y[at : at + length] ** 2)) >= 0.3 * loud:
+                break
+        name = f"{path.stem}__cut_{at / rate:.3f}"
+        (out / label).mkdir(parents=True, exist_ok=True)
+        write_ogg(out / label / f"{name}.ogg", y[at : at + length], rate)
+        cuts[name] = (path.stem, at / rate)
+    return cuts
+
+
+def contained_quality(reported: list, cuts: dict[str, tuple[str, float]], same: dict[str, set[str]]) -> dict:
+    """Cuts reported inside their source (or a file that is the same recording: a twin), with the
+    offset within 0.05 s when the source itself holds it; every other report is false."""
+    found, errors, false = set(), [], []
+    for c in reported:
+        clip, within = c.clip["name"], c.within["name"]
+        source = cuts.get(clip, (None, 0.0))[0]
+        if source is not None and (within == source or within in same.get(source, set())):
+            found.add(clip)
+            if within == source:
+                errors.append(abs(c.offset - cuts[clip][1]))
+        else:
+            false.append(f"{clip} in {within} ({c.score:.2f})")
+    placed = sum(e <= 0.05 for e in errors)
+    return {"cuts": len(cuts), "found": len(found), "placed_within_0.05s": placed, "false": len(false),
+            "offset_error_max_s": round(max(errors), 4) if errors else None, "false_reports": false[:10]}
+
+
 def same_sounds() -> dict[str, set[str]]:
     """Bundled clips that are one recording: twins (the same file in two games) and DERIVED."""
     from .scan import twins
@@ -154,14 +200,19 @@ def bench_quality(workdir: Path, model: str, clips: int = 40, seed: int = 8, che
 
     copies_dir = workdir / "dupes_copies"
     copies = altered_copies(copies_dir, clips, seed)
+    cuts_dir = workdir / "dupes_cuts"
+    cuts = cut_clips(cuts_dir, set(copies), CUTS if clips >= 40 else 4, seed)
     lib = Library(Settings(data_dir=workdir / f"dupes_{model}", model=model, allow_download=False))
-    lib.index([SAMPLE, copies_dir])
+    lib.index([SAMPLE, copies_dir, cuts_dir])
     truth = truth_pairs(copies, same_sounds() if check_twins else {})
     t = time.perf_counter()
     finder = dupes.DupeFinder(lib)
     finder.verify()
     first = finder.groups(dupes.DEFAULT_THRESHOLD)
     wall = time.perf_counter() - t
+    t = time.perf_counter()
+    contained = dupes.find_contained(finder.items, lib, dupes.DEFAULT_THRESHOLD)
+    contained_s = time.perf_counter() - t
     # the groups at each threshold, from the same verified scores (complete linkage is per threshold)
     rows = []
     for thr in THRESHOLDS:
@@ -187,7 +238,8 @@ def bench_quality(workdir: Path, model: str, clips: int = 40, seed: int = 8, che
     Store.close_all()
     return {"model": model, "files": len(finder.items), "originals": len(copies), "copies": sum(map(len, copies.values())),
             "true_pairs": len(truth), "proposed_true_pairs": ceiling, "candidate_pairs": len(finder.edges),
-            "seconds": round(wall, 2), "quality": rows, "embedding_only": best[1]}
+            "seconds": round(wall, 2), "quality": rows, "embedding_only": best[1],
+            "contained": {**contained_quality(contained, cuts, same_sounds() if check_twins else {}), "seconds": round(contained_s, 2)}}
 
 
 LAYERS = ("noise", "chirp", "fm", "clicks")
@@ -294,6 +346,9 @@ def dupes_tables(result: dict) -> list[tuple[str, list[dict]]]:
     title = (f"dupes quality ({q['model']}: {q['originals']} clips x 4 altered copies (3 + one warp) among {q['files']} files; "
              f"{q['true_pairs']} true pairs, {q['proposed_true_pairs']} of them proposed by the candidate stage; {q['seconds']} s)")
     out = [(title, rows)]
+    if q.get("contained"):
+        c = {k: v for k, v in q["contained"].items() if k != "false_reports"}
+        out.append((f"clips cut from longer files, reported as contained (default threshold): {q['contained'].get('false_reports')}", [c]))
     if result.get("scale"):
         out.append(("dupes on generated libraries (time includes decoding every candidate)", result["scale"]))
     return out

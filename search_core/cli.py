@@ -143,6 +143,8 @@ def cmd_dupes(args) -> int:
             for k, it in enumerate(g["items"]):
                 keep = "keep " if k == 0 else "copy "
                 print(f"  {keep}{it['name']}  ({it['label']}, {float(it['duration']):.2f} s, {it['sample_rate']} Hz)  {it['id']}")
+        for c in out.get("contained", []):
+            print(f"contained (score {c['score']:.2f}): {c['clip']['name']} is inside {c['within']['name']} at {c['offset']:.2f} s")
         print(f"{len(out['groups'])} groups among {out['files']} files; {out['candidate_pairs']} candidate pairs compared in {out['seconds']:.1f} s")
         if args.delete_copies:
             deleted = out["deleted"]

@@ -245,8 +245,9 @@ def make_wave(samples: np.ndarray, rate: int = RATE) -> np.ndarray | None:
     return None if found is None else found[0]
 
 
-def audible_wave(samples: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, int] | None:
-    """make_wave's audible part, and the sample of `samples` where it begins; None when silent."""
+def audible_wave(samples: np.ndarray, rate: int = RATE, seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int] | None:
+    """make_wave's audible part (its first `seconds`), and the sample of `samples` where it
+    begins; None when silent."""
     y = np.asarray(samples, dtype=np.float64)
     if y.size == 0 or not np.all(np.isfinite(y)):
         return None
@@ -255,7 +256,7 @@ def audible_wave(samples: np.ndarray, rate: int = RATE) -> tuple[np.ndarray, int
     if peak < MIN_PEAK:
         return None
     loud = np.flatnonzero(np.abs(y) >= peak * 10 ** (-SILENCE_DB / 20))
-    return y[loud[0] : min(loud[-1] + 1, loud[0] + int(MAX_SECONDS * rate))].astype(np.float32), int(loud[0])
+    return y[loud[0] : min(loud[-1] + 1, loud[0] + int(seconds * rate))].astype(np.float32), int(loud[0])
 
 
 def pair_score(x: np.ndarray, y: np.ndarray) -> float:

@@ -13,6 +13,8 @@ Two stages, like `scan`, so a library is never compared pair by pair with the pr
 
 Groups are complete-linkage: a file joins a group only when it matches *every* member, so chains
 of "A is like B is like C" never grow into one mega-group. A group's score is its weakest pair.
+A file under half another's length is never its duplicate; where it is a piece of it (a clip cut
+from a longer recording), containment.py reports it as contained, with its offset.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from .containment import Containment, find_contained
 from .copies import PairSound, Sound, load_sound, sound_score
 
 DEFAULT_THRESHOLD = 0.8  # chosen on benchmark seed 7: copies 0.74-1.0 (one 0.74-0.75), other pairs <= 0.70
@@ -158,6 +161,7 @@ class DupesResult:
     verified: int = 0  # pairs the precise stage scored
     unreadable: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    contained: list[Containment] = field(default_factory=list)  # clips that lie inside longer files
 
     @property
     def copies(self) -> list[dict]:
@@ -168,6 +172,7 @@ class DupesResult:
         return {
             "model": model, "collection": collection, "threshold": self.threshold,
             "groups": [g.as_dict() for g in self.groups],
+            "contained": [c.as_dict() for c in self.contained],
             "files": self.files, "candidate_pairs": self.candidates, "verified_pairs": self.verified,
             "seconds": round(self.seconds, 2),
         }
@@ -283,5 +288,9 @@ def find_dupes(library, threshold: float = DEFAULT_THRESHOLD, *, candidates: int
     finder = DupeFinder(library, candidates=candidates)
     finder.verify(progress)
     groups = finder.groups(threshold)
+    if progress:
+        progress(len(finder.edges), len(finder.edges), "clips inside longer files")
+    contained = find_contained(finder.items, library, threshold)
     return DupesResult(threshold=threshold, groups=groups, files=len(finder.items), candidates=len(finder.edges),
-                       verified=len(finder.scores), unreadable=finder.unreadable, seconds=time.perf_counter() - started)
+                       verified=len(finder.scores), unreadable=finder.unreadable, seconds=time.perf_counter() - started,
+                       contained=contained)

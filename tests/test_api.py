@@ -105,6 +105,7 @@ def test_dupes_of_the_bundle_and_deleting_copies_needs_the_operator(api):
     # one pair kept on purpose, supertux_bigjump being supertux_jump played at 0.94 speed
     assert body["files"] == 207 and 0 < body["threshold"] <= 1
     assert [sorted(it["name"] for it in g["items"]) for g in body["groups"]] == [["supertux_bigjump", "supertux_jump"]]
+    assert body["contained"] == []  # nor is any of its files a piece of another
     assert api.get("/api/dupes", params={"threshold": 2}).status_code == 422
     r = api.delete("/api/dupes/copies")
     assert r.status_code == 403 and "SOUNDALIKE_ADMIN" in r.json()["detail"]

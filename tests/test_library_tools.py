@@ -73,7 +73,7 @@ def test_dupes_cli_json_contract_and_deleting_copies(dupes_data, tmp_path):
     r = run(["dupes", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert {"model", "collection", "threshold", "groups"} <= set(out) and out["threshold"] == DEFAULT_THRESHOLD
+    assert {"model", "collection", "threshold", "groups", "contained"} <= set(out) and out["threshold"] == DEFAULT_THRESHOLD
     assert len(out["groups"]) == 3
     for g in out["groups"]:
         assert {"score", "items"} <= set(g) and len(g["items"]) == 5
@@ -200,6 +200,39 @@ def test_a_steady_tone_of_another_decay_is_not_a_pitched_copy():
     assert fine_pitch(tone(440.0, 3.0), tone(up, 3.0), 2.0).score > 0.5  # the ridge alone: far over chance
     assert envelope_distance(_spectrogram(tone(440.0, 3.0)), _spectrogram(tone(up, 12.0))) > ENVELOPE_DB
     assert fine_pitch(tone(440.0, 3.0), tone(up, 12.0), 2.0).score == 0.0
+
+
+CUTS = [("ambience_nature/supertux_rain.ogg", 3.3, 1.2), ("fire/lincity_Fire3.ogg", 1.7, 0.8),
+        ("ambience_nature/wesnoth_birds3.ogg", 2.05, 1.0)]
+LONGER = ["ambience_nature/wesnoth_night.ogg", "ambience_nature/wesnoth_birds2.ogg", "fire/lincity_Fire1.ogg"]
+
+
+def test_a_clip_cut_from_a_longer_file_is_reported_inside_it_with_its_offset_and_kept(settings, tmp_path):
+    """A clip cut from a longer recording is under half its length, so never its duplicate; it is
+    reported as contained, at the place it was cut from (OGG re-encoded), in that file only (not in
+    the other ambiences and fires beside it), and deleting copies keeps it."""
+    from search_core.operations import dupes
+
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    for rel in [c[0] for c in CUTS] + LONGER:
+        shutil.copy(SAMPLE_DATA / rel, folder)
+    for rel, at, length in CUTS:
+        y, rate = sf.read(SAMPLE_DATA / rel, dtype="float32", always_2d=True)
+        sf.write(folder / f"{Path(rel).stem}_cut.ogg", y.mean(axis=1)[int(at * rate) : int((at + length) * rate)], rate,
+                 format="OGG", subtype="VORBIS")
+    lib = Library(settings)
+    assert len(lib.index([folder]).added) == 9
+    result = find_dupes(lib)
+    assert result.groups == []
+    found = {(c.clip["name"], c.within["name"]): c for c in result.contained}
+    assert set(found) == {(f"{Path(rel).stem}_cut", Path(rel).stem) for rel, _, _ in CUTS}
+    for rel, at, _ in CUTS:
+        c = found[(f"{Path(rel).stem}_cut", Path(rel).stem)]
+        assert c.offset == pytest.approx(at, abs=0.01) and c.score >= DEFAULT_THRESHOLD
+        assert set(c.as_dict()) == {"score", "offset", "clip", "within"} and c.as_dict()["clip"]["id"] == c.clip["id"]
+    out = dupes(lib, DEFAULT_THRESHOLD, delete_copies=True)
+    assert out["deleted"] == [] and len(out["contained"]) == 3 and lib.count() == 9
 
 
 def test_groups_need_every_pair_to_match_so_chains_do_not_merge():

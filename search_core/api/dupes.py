@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from .deps import ServiceDep, Token, audio_url
-from .models import CopiesDeleted, DupeGroup, DupeItem, DupesResponse, Error
+from .models import Contained, CopiesDeleted, DupeGroup, DupeItem, DupesResponse, Error
 
 router = APIRouter()
 
@@ -17,14 +17,16 @@ def dupes(request: Request, service: ServiceDep, threshold: Annotated[float | No
     result = service.dupes(threshold)
     lib = service.library
     public = service.settings.public
-    groups = [
-        DupeGroup(score=round(g.score, 4), items=[
-            DupeItem(id=it["id"], name=it["name"], label=it["label"], duration=float(it["duration"]), sample_rate=int(it["sample_rate"] or 0),
-                     path=None if public else it["path"], audio_url=audio_url(request, service, it["id"], it["path"]))
-            for it in g.items])
-        for g in result.groups
-    ]
-    return DupesResponse(model=lib.model, collection=lib.collection, threshold=result.threshold, files=result.files, groups=groups)
+
+    def item(it: dict) -> DupeItem:
+        return DupeItem(id=it["id"], name=it["name"], label=it["label"], duration=float(it["duration"]), sample_rate=int(it["sample_rate"] or 0),
+                        path=None if public else it["path"], audio_url=audio_url(request, service, it["id"], it["path"]))
+
+    groups = [DupeGroup(score=round(g.score, 4), items=[item(it) for it in g.items]) for g in result.groups]
+    contained = [Contained(score=round(c.score, 4), offset=round(c.offset, 3), clip=item(c.clip), within=item(c.within))
+                 for c in result.contained]
+    return DupesResponse(model=lib.model, collection=lib.collection, threshold=result.threshold, files=result.files,
+                         groups=groups, contained=contained)
 
 
 @router.delete("/dupes/copies", response_model=CopiesDeleted, responses={401: {"model": Error}, 403: {"model": Error}},

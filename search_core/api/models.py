@@ -57,12 +57,20 @@ class DupeGroup(BaseModel):
     items: list[DupeItem] = Field(description="the suggested keeper first (lossless, indexed first, highest sample rate, shortest name)")
 
 
+class Contained(BaseModel):
+    score: float = Field(description="the clip's waveform correlation at its place in the longer file, rescaled against chance, 0-1")
+    offset: float = Field(description="seconds into the longer file where the clip begins")
+    clip: DupeItem = Field(description="the shorter file")
+    within: DupeItem = Field(description="the longer file that holds it")
+
+
 class DupesResponse(BaseModel):
     model: str
     collection: str
     threshold: float
     files: int
     groups: list[DupeGroup]
+    contained: list[Contained] = Field(default_factory=list, description="library files that are a piece of a longer library file (never deleted as copies)")
 
 
 class CopiesDeleted(BaseModel):

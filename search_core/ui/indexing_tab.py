@@ -74,7 +74,8 @@ class IndexingTab(Tab):
 def dupes_html(result) -> str:
     """Each group as a card: its score, then one row per file with a player; the keeper first."""
     if not result.groups:
-        return f"<p id='dupes-summary'>No near-duplicates among {result.files} sounds (threshold {result.threshold:.2f}).</p>"
+        return (f"<p id='dupes-summary'>No near-duplicates among {result.files} sounds (threshold {result.threshold:.2f}).</p>"
+                + contained_html(result))
     parts = [f"<p id='dupes-summary'><b>{len(result.groups)} group{'s' * (len(result.groups) != 1)} of near-duplicates</b> among "
              f"{result.files} sounds (threshold {result.threshold:.2f}; compared in {result.seconds:.1f} s). "
              "The first of each group is the one to keep (lossless, indexed first, highest sample rate, shortest name).</p>"]
@@ -86,4 +87,18 @@ def dupes_html(result) -> str:
             for k, it in enumerate(g.items)
         )
         parts.append(f"<div class='dupe-group'><b>Group {n}</b> · similarity {g.score:.2f}<ul>{rows}</ul></div>")
-    return "".join(parts)
+    return "".join(parts) + contained_html(result)
+
+
+def contained_html(result) -> str:
+    """The clips that are a piece of a longer file: each with where it lies, both playable."""
+    if not result.contained:
+        return ""
+    rows = "".join(
+        f"<li>{escape(c.clip['name'])} ({float(c.clip['duration']):.2f} s) "
+        f"<audio controls preload='none' src='api/audio/{escape(c.clip['id'])}'></audio> is inside "
+        f"{escape(c.within['name'])} at {c.offset:.2f} s (score {c.score:.2f}) "
+        f"<audio controls preload='none' src='api/audio/{escape(c.within['id'])}'></audio></li>"
+        for c in result.contained)
+    return (f"<div class='dupe-group' id='dupes-contained'><b>Clips inside longer files</b> · "
+            f"{len(result.contained)} (kept: a clip is not deleted as a copy)<ul>{rows}</ul></div>")
