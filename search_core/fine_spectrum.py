@@ -43,6 +43,8 @@ CHANCE = 5.0
 # tuning seeds 0.2-3.1 dB; steady tones of other decays, which share a ridge of fine detail with
 # any tone (two generated FM tones scored 0.82 without it), 7.5 and 11.5 dB.
 ENVELOPE_DB = 5.0
+INDEPENDENCE_FRAMES = 4  # half the analysis window: a noise's speckle is new there
+INDEPENDENCE_BINS = 2
 ENVELOPE_RANGE = 30.0
 
 
@@ -102,6 +104,21 @@ def _correlation(da: np.ndarray, la: np.ndarray, db: np.ndarray, lb: np.ndarray,
     y = y - y.mean()
     denom = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
     return (float(np.dot(x, y)) / denom if denom > 0 else -1.0), cells
+
+
+def independence(detail: np.ndarray, loud: np.ndarray) -> float:
+    """The share of the loud cells that count as independent: 1 less the detail's correlation
+    with itself INDEPENDENCE_FRAMES later, times 1 less it INDEPENDENCE_BINS higher. A noise's
+    speckle changes from frame to frame and bin to bin; a steady tone's ridge, or a slow sweep's,
+    is the same cell after cell, and its cell count says nothing about chance."""
+    d = np.where(loud, detail - detail[loud].mean(), 0.0) if loud.any() else np.zeros_like(detail)
+    energy = float(np.sum(d * d))
+    if energy <= 0:
+        return 0.0
+    t, f = INDEPENDENCE_FRAMES, INDEPENDENCE_BINS
+    along_time = float(np.sum(d[:, :-t] * d[:, t:])) / energy if d.shape[1] > t else 1.0
+    along_freq = float(np.sum(d[:-f] * d[f:])) / energy if d.shape[0] > f else 1.0
+    return float(np.clip(1.0 - along_time, 0.0, 1.0) * np.clip(1.0 - along_freq, 0.0, 1.0))
 
 
 def _level(db: np.ndarray) -> np.ndarray:
@@ -165,6 +182,9 @@ def fine_pitch(short: np.ndarray, long_: np.ndarray, semitones: float, offset: f
     db, lb = at(best)
     r, cells = max(_correlation(da, la, db, lb, k) for k in (lag - 1, lag, lag + 1))
     if r <= 0 or cells == 0:
+        return FinePitch(0.0, best, cells)
+    cells = int(cells * min(independence(da, la), independence(db, lb)))
+    if cells == 0:
         return FinePitch(0.0, best, cells)
     c = CHANCE / np.sqrt(cells)
     return FinePitch(float(max(0.0, 1.0 - c / r)), best, cells)
