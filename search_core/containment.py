@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .copies import RATE, SPECTRUM_BINS, TIME_COVER, _between_samples, audible_wave, rescaled
+from .copies import RATE, TIME_COVER, _between_samples, audible_wave, power_spectrum, rescaled
 
 NEIGHBOURS = 30  # segments per file whose files are verified (10 proposed 14 of the 16 cuts of seed 7, 30 all)
 MIN_COSINE = 0.5  # as dupes' candidates
@@ -58,8 +58,6 @@ class Wave:
 
 def load_wave(path: str | Path, seconds: float) -> Wave | None:
     """The file's audible part (at most `seconds` of it); None when unreadable or silent."""
-    from scipy.signal import welch
-
     try:
         samples = load_audio(Path(path), RATE).samples
     except (AudioError, OSError):
@@ -68,11 +66,8 @@ def load_wave(path: str | Path, seconds: float) -> Wave | None:
     if found is None:
         return None
     wave, begin = found
-    _, power = welch(np.pad(wave, (0, max(0, SPECTRUM_BINS - wave.size))), nperseg=SPECTRUM_BINS)
-    total = float(power.sum())
-    if total <= 0 or not np.isfinite(total):
-        return None
-    return Wave(wave.astype(np.float32), begin / RATE, power / total)
+    spectrum = power_spectrum(wave)
+    return None if spectrum is None else Wave(wave.astype(np.float32), begin / RATE, spectrum)
 
 
 def contained_score(clip: Wave, long_: Wave, spectrum: np.ndarray | None = None) -> tuple[float, float]:

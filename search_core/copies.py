@@ -87,17 +87,26 @@ class Sound:
 
 def make_sound(samples: np.ndarray) -> Sound | None:
     """Mono audio at AUDIO_RATE, compared as a Sound; None when it is silent."""
-    from scipy.signal import resample_poly, welch
+    from scipy.signal import resample_poly
 
     audio = make_wave(samples, AUDIO_RATE)
     if audio is None:
         return None
     wave = resample_poly(audio, RATE, AUDIO_RATE).astype(np.float32)
+    spectrum = power_spectrum(wave)
+    return None if spectrum is None else Sound(wave, spectrum, audio.astype(np.float16))
+
+
+def power_spectrum(wave: np.ndarray) -> np.ndarray | None:
+    """A wave's power spectrum at RATE (SPECTRUM_BINS // 2 + 1 Welch bins), summing to 1; None
+    when it holds no power: what wave_chance weighs two waves' overlap by."""
+    from scipy.signal import welch
+
     _, power = welch(np.pad(wave, (0, max(0, SPECTRUM_BINS - wave.size))), nperseg=SPECTRUM_BINS)
     total = float(power.sum())
     if total <= 0 or not np.isfinite(total):
         return None
-    return Sound(wave, (power / total).astype(np.float64), audio.astype(np.float16))
+    return (power / total).astype(np.float64)
 
 
 def load_sound(path: str | Path) -> Sound | None:
