@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -287,9 +288,16 @@ class LandmarkStage:
         self.library = library
         self.index = LandmarkIndex()
         self.segments: dict[str, list[tuple[float, float]]] = {}  # file id: its rows' (seg_start, seg_end)
+        self._lock = threading.Lock()
 
     def refresh(self) -> int:
-        """Follow the library (files added or removed since the last scan); files computed."""
+        """Follow the library (files added or removed since the last scan); files computed. One
+        refresh at a time: the app's start-up warming, a scan and a live session may all ask at
+        once, and the later ones should find the index built, not build it again beside it."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
         segs: dict[str, list[tuple[float, float]]] = {}
         paths: dict[str, str] = {}
         for r in self.library.store.iterate(("file_id", "path", "seg_start", "seg_end"), batch=5000, files_only=False):

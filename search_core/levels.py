@@ -18,12 +18,15 @@ import hashlib
 import os
 import sys
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 FILE_NAME = "background_levels.txt"
+PAUSE_SECONDS = 0.5  # how often a waiting warm-up looks again whether real-time work still runs
 
 
 @lru_cache(maxsize=1)
@@ -99,21 +102,34 @@ class LevelFile:
             return len(self._kept())
 
 
-def warm(scanner, limit: int | None = None, stop: threading.Event | None = None) -> tuple[int, int]:
-    """Templates and levels of the library's first `limit` segments (by default as many as the
-    verifier's template cache holds: all of a library that fits it), so that a live scan's first
-    minutes are not spent on them; only levels not kept already are computed (~0.07 s each).
+def warm(scanner, limit: int | None = None, stop: threading.Event | None = None,
+         busy: Callable[[], bool] | None = None) -> tuple[int, int]:
+    """The landmark index, then the templates and levels of the library's first `limit` segments
+    (by default as many as the verifier's template cache holds: all of a library that fits it), so
+    that a live scan's first minutes are not spent on them; only levels not kept already are
+    computed (~0.07 s each). While `busy()` says real-time work runs, it waits: that work computes
+    the few levels it needs itself, and on 2 cores a warm-up beside it starved a Live session
+    (measured: 4 s of audio scanned in the first 25 s, 9 s in 150 s with a browser beside it).
     Returns (segments, levels computed)."""
     from .matching import segment_template
 
+    if getattr(scanner, "landmarks", None) is not None:
+        scanner.landmarks.refresh()
     verifier = scanner.verifier
     if getattr(verifier, "levels", None) is None or not getattr(verifier, "background", False):
         return 0, 0
     limit = verifier.cache.size if limit is None else limit
     before = len(verifier.levels)
-    seen = 0
+    rows = []  # read first: the loop below may wait a long time, and a store iterator should not
     for row in scanner.library.store.iterate(("file_id", "path", "duration", "seg_start", "seg_end"), files_only=False):
-        if seen >= limit or (stop is not None and stop.is_set()):
+        if len(rows) >= limit:
+            break
+        rows.append(row)
+    seen = 0
+    for row in rows:
+        while busy is not None and busy() and not (stop is not None and stop.is_set()):
+            time.sleep(PAUSE_SECONDS)
+        if stop is not None and stop.is_set():
             break
         seen += 1
         tpl, _ = segment_template(verifier, row["path"], float(row["seg_start"]), float(row["seg_end"]), row["duration"])
@@ -122,11 +138,11 @@ def warm(scanner, limit: int | None = None, stop: threading.Event | None = None)
     return seen, len(verifier.levels) - before
 
 
-def try_warm(scanner, stop: threading.Event | None = None) -> bool:
+def try_warm(scanner, stop: threading.Event | None = None, busy: Callable[[], bool] | None = None) -> bool:
     """`warm`, where a library that cannot be read now is not an error: its scans prepare the
     templates they meet instead, so the failure is a warning on stderr. Returns whether it warmed."""
     try:
-        warm(scanner, stop=stop)
+        warm(scanner, stop=stop, busy=busy)
     except Exception as exc:
         print(f"warning: the library's templates could not be prepared ahead ({exc}); scans prepare them as they meet them",
               file=sys.stderr, flush=True)
@@ -134,10 +150,10 @@ def try_warm(scanner, stop: threading.Event | None = None) -> bool:
     return True
 
 
-def warm_in_background(scanner) -> threading.Thread:
+def warm_in_background(scanner, busy: Callable[[], bool] | None = None) -> threading.Thread:
     """`try_warm` on a daemon thread: a serving app's first scans and Live sessions are not slowed
-    by levels it can compute while nobody waits."""
-    thread = threading.Thread(target=try_warm, args=(scanner,), name="levels", daemon=True)
+    by levels it can compute while nobody waits (and it waits while `busy()`)."""
+    thread = threading.Thread(target=try_warm, args=(scanner,), kwargs={"busy": busy}, name="levels", daemon=True)
     thread.start()
     return thread
 

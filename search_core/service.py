@@ -91,15 +91,16 @@ class Service:
             self._warm_levels()
 
     def _warm_levels(self) -> threading.Thread | None:
-        """The library's templates and background levels, in the background (levels.py), so the
-        first scans and the Live tab's first minutes are not slowed by them."""
+        """The landmark index, the library's templates and their background levels, in the
+        background (levels.py), so that the first scans and the Live tab's first minutes are not
+        slowed by them; it waits while a Live session runs (that session needs the cores more)."""
         from .levels import warm_in_background
 
         try:
             scanner = self.scanner  # here: the loader's own thread may open the library while it loads
         except Exception:  # not open now: its first scan warms what it meets
             return None
-        return warm_in_background(scanner)
+        return warm_in_background(scanner, busy=lambda: self.live.running() > 0)
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, query, top_k: int = 5, label: str | None = None, max_duration: float | None = None) -> pd.DataFrame:

@@ -87,3 +87,64 @@ def test_a_library_that_cannot_be_read_is_a_warning_and_not_a_failure(settings, 
     warm_in_background(scanner).join(60)
     assert "could not be prepared ahead" in capsys.readouterr().err
     assert not (settings.data_dir / FILE_NAME).exists()  # nothing half-written
+
+
+def test_the_warm_up_builds_the_landmark_index_first_and_waits_while_real_time_work_runs(settings, sounds):
+    """The app's warm-up waits while a Live session runs (on 2 cores it starved the session's
+    worker): levels are computed only once `busy()` is false again. The landmark index, which
+    every session needs first, is built before it waits."""
+    import threading
+    import time
+
+    from search_core.levels import warm_in_background
+
+    lib = Library(settings)
+    lib.index([sounds])
+    segments = lib.store.count_segments()
+    scanner = Scanner(lib)
+    busy = threading.Event()
+    busy.set()
+    thread = warm_in_background(scanner, busy=busy.is_set)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(scanner.landmarks.index.files) < lib.count():
+        time.sleep(0.05)
+    assert len(scanner.landmarks.index.files) == lib.count()  # built while busy
+    time.sleep(1.5)
+    assert thread.is_alive() and len(scanner.verifier.levels) == 0  # waiting: no level computed
+    busy.clear()
+    thread.join(120)
+    assert not thread.is_alive() and len(scanner.verifier.levels) == segments
+
+
+def test_landmark_refreshes_asked_at_once_build_the_index_once(settings, sounds):
+    """The warm-up, a scan and a live session may ask for the index together: the later ones wait
+    for the first and find it built, rather than decoding the library beside it."""
+    import threading
+
+    lib = Library(settings)
+    lib.index([sounds])
+    scanner = Scanner(lib)
+    made: list[int] = []
+    threads = [threading.Thread(target=lambda: made.append(scanner.landmarks.refresh())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(made) == [0, 0, lib.count()]  # each file decoded once
+    assert len(scanner.landmarks.index.files) == lib.count()
+
+
+def test_a_live_scanner_is_made_at_once_and_follows_the_library_at_its_first_step(settings, sounds):
+    """A Live session is made inside the browser's stream handler, whose chunks are lost while it
+    runs: making its scanner must not build the landmark index; its first step does."""
+    import numpy as np
+
+    from search_core.monitor.live import SOURCE_RATE, LiveScanner
+
+    lib = Library(settings)
+    lib.index([sounds])
+    scanner = Scanner(lib)
+    live = LiveScanner(scanner)
+    assert scanner.landmarks.index.files == []
+    live.feed(np.zeros(SOURCE_RATE, np.float32))  # one second: past a step
+    assert live.stats.steps >= 1 and len(scanner.landmarks.index.files) == lib.count()

@@ -101,8 +101,9 @@ class LiveScanner:
         self.event_cursor = 0.0  # sound events starting before this were embedded already
         self.onset_cursor = 0.0  # ... and onset windows (events.onset_windows)
         self.landmark_cursor = 0.0  # onsets before this were sought by the landmark stage already
-        if scanner.landmarks is not None:
-            scanner.landmarks.refresh()
+        self._followed = False  # the landmark index follows the library at the first step, not here:
+        # a session is made in the browser's stream handler, and while it runs the browser's chunks
+        # are lost (a cold index decodes every library file: 3-6 s measured on the bundled set)
         self.pending: dict[tuple[str, float, float], list[tuple[float, float]]] = {}
         self.checked: dict[tuple[str, float, float], float] = {}
         self.meta: dict[str, dict] = {}
@@ -144,6 +145,9 @@ class LiveScanner:
 
     def _step(self, final: bool) -> list[Detection]:
         began = time.perf_counter()
+        if not self._followed and self.scanner.landmarks is not None:
+            self.scanner.landmarks.refresh()
+        self._followed = True
         now = self.now
         kept, pieces, regular, onsets = self._new_windows(now, final)
         result = ScanResult("live", float("inf"), [], self.threshold)
