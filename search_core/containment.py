@@ -19,6 +19,7 @@ Two stages, like dupes:
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,16 @@ def load_wave(path: str | Path, seconds: float) -> Wave | None:
     return None if spectrum is None else Wave(wave.astype(np.float32), begin / RATE, spectrum)
 
 
-def contained_score(clip: Wave, long_: Wave, spectrum: np.ndarray | None = None) -> tuple[float, float]:
+def running_energy(y: np.ndarray) -> np.ndarray:
+    """[0, y0², y0² + y1², ...]: the energy of any window of y as a difference of two entries."""
+    return np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
+
+
+def contained_score(clip: Wave, long_: Wave, spectrum: np.ndarray | None = None,
+                    energy: np.ndarray | None = None) -> tuple[float, float]:
     """(score, lag in seconds) of `clip`'s whole audible part at its best place inside `long_`.
-    `spectrum`: long_'s rfft at fft size 2 (len - 1) + 1 or more, made once for all its clips."""
+    `spectrum` (long_'s rfft at fft size 2 (len - 1) + 1 or more) and `energy` (its
+    running_energy): made once for all the clips checked against it."""
     from scipy import fft
 
     x, y = clip.samples, long_.samples
@@ -83,7 +91,8 @@ def contained_score(clip: Wave, long_: Wave, spectrum: np.ndarray | None = None)
         spectrum = fft.rfft(y, fft.next_fast_len(2 * m, real=True))
     size = 2 * (spectrum.size - 1)
     full = fft.irfft(spectrum * np.conj(fft.rfft(x, size)), size)[: m - n + 1].astype(np.float64)
-    energy = np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
+    if energy is None:
+        energy = running_energy(y)
     window = energy[n:] - energy[:-n]  # energy of y[lag : lag + n]
     ex = float(np.sum(np.square(x, dtype=np.float64)))
     loud = window > 1e-6 * window.max()
@@ -135,11 +144,17 @@ def find_contained(items: list[dict], library, threshold: float, workers: int | 
     for clip, long_ in sorted(pairs):
         by_long.setdefault(long_, []).append(clip)
     clips: dict[int, Wave | None] = {}
+    locks: dict[int, threading.Lock] = {}
+    guard = threading.Lock()
 
     def clip_wave(i: int) -> Wave | None:
-        if i not in clips:
-            clips[i] = load_wave(items[i]["path"], LONG_SECONDS)
-        return clips[i]
+        """Each clip decoded once, though several workers' longer files may want it at once."""
+        with guard:
+            lock = locks.setdefault(i, threading.Lock())
+        with lock:
+            if i not in clips:
+                clips[i] = load_wave(items[i]["path"], LONG_SECONDS)
+            return clips[i]
 
     def check(long_: int) -> list[Containment]:
         from scipy import fft
@@ -148,12 +163,13 @@ def find_contained(items: list[dict], library, threshold: float, workers: int | 
         if within is None:
             return []
         spectrum = fft.rfft(within.samples, fft.next_fast_len(2 * within.samples.size, real=True))
+        energy = running_energy(within.samples)
         found = []
         for i in by_long[long_]:
             clip = clip_wave(i)
             if clip is None:
                 continue
-            score, lag = contained_score(clip, within, spectrum)
+            score, lag = contained_score(clip, within, spectrum, energy)
             if score >= threshold:
                 found.append(Containment(score, max(0.0, within.start + lag - clip.start), items[i], items[long_]))
         return found
