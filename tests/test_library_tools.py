@@ -154,6 +154,42 @@ def test_a_reverberant_copy_is_a_duplicate_and_another_take_in_the_same_room_is_
     assert make_sound(np.zeros(22050, np.float32)) is None  # silence never reaches the check
 
 
+def _chirp(f0: float, f1: float, seconds: float, decay: float, attack: float, rate: int) -> np.ndarray:
+    """An exponential sweep with an attack and a decay, as the dupes benchmark's crowd holds."""
+    t = np.arange(int(seconds * rate)) / rate
+    env = np.exp(-t * decay) * (1 - np.exp(-t * attack))
+    return (0.8 * env * np.sin(2 * np.pi * np.cumsum(f0 * (f1 / f0) ** (t / t[-1])) / rate)).astype(np.float32)
+
+
+def test_two_similar_chirps_are_not_one_in_a_room_and_a_resampled_copy_still_is(tmp_path):
+    """One short sweep is another through a response (a dispersive or coloured filter) almost
+    exactly, so the room check grouped such pairs of the 10k crowd (0.89-1.0 for these three before
+    the response had to look like a room's). A room's response holds a broadband reverberant tail;
+    a resampled, padded copy's is nearly a pure delay, and it is still found that way."""
+    import librosa
+
+    from search_core.audio import load_audio
+    from search_core.copies import AUDIO_RATE, make_sound, room_score, wave_score
+
+    pairs = [((682.8, 540.1, 1.4, 5.0, 686.1), (696.0, 536.6, 1.4, 12.9, 554.1)),
+             ((866.0, 1569.8, 1.4, 6.1, 39.3), (865.1, 1540.0, 1.6, 13.8, 769.7)),
+             ((3328.1, 6134.0, 0.7, 4.8, 123.9), (3243.5, 6146.6, 0.6, 12.7, 47.4))]
+    for a, b in pairs:
+        one, other = make_sound(_chirp(*a, AUDIO_RATE)), make_sound(_chirp(*b, AUDIO_RATE))
+        assert room_score(one, other) < 0.5
+        assert sound_score(one, other) < DEFAULT_THRESHOLD
+    # the dupes benchmark's padded copy (0.3 s of silence, resampled to 22.05 kHz) of a bird call:
+    # its waveform score is under the threshold, the near-delay response finds it
+    y = load_audio(SAMPLE_DATA / "ambience_nature" / "wesnoth_birds1.ogg", 44100).samples
+    padded = librosa.resample(np.concatenate([np.zeros(int(0.3 * 44100), np.float32), y]), orig_sr=44100, target_sr=22050)
+    out = tmp_path / "birds_padded.ogg"
+    sf.write(out, padded, 22050, format="OGG", subtype="VORBIS")
+    original, copy = load_sound(SAMPLE_DATA / "ambience_nature" / "wesnoth_birds1.ogg"), load_sound(out)
+    assert wave_score(original.wave, copy.wave, original.spectrum, copy.spectrum) < DEFAULT_THRESHOLD
+    assert room_score(original, copy) >= 0.9
+    assert sound_score(original, copy) >= DEFAULT_THRESHOLD
+
+
 def test_a_pitched_copy_is_a_duplicate_and_another_take_pitched_alike_is_not(tmp_path):
     """A pitch shift at the same tempo (the wild benchmark's: librosa's phase vocoder, then
     resampling) leaves neither the waveform nor a tape speed to line up; the fine-spectrum check
