@@ -160,9 +160,12 @@ def sound_score(a: Sound, b: Sound, warp: bool = True,
             found = warp_match(pa, pb)
             if found.score >= SPEED_CHECK and found.pitch_semitones != 0.0:
                 short, long_ = (a, b) if found.template_is_a else (b, a)
-                score = max(score, speed_score(short, long_, 2.0 ** (found.pitch_semitones / 12.0), found.offset))
+                # both checks start at the shorter file's start within the longer: where that lies
+                # before the longer one's start, they skip what the shorter holds before it
+                at, skip = max(0.0, found.offset), max(0.0, -found.offset)
+                score = max(score, speed_score(short, long_, 2.0 ** (found.pitch_semitones / 12.0), at, skip))
                 if score < WARP_BELOW:  # not a tape: the pitch moved at the same tempo?
-                    pitched = fine_pitch(short.audio, long_.audio, found.pitch_semitones, found.offset)
+                    pitched = fine_pitch(short.audio[int(skip * AUDIO_RATE):], long_.audio, found.pitch_semitones, at)
                     score = max(score, pitched.score)
     return score
 
@@ -185,16 +188,18 @@ def at_speed(wave: np.ndarray, speed: float) -> np.ndarray:
     return soxr.resample(wave, RATE, RATE / speed, quality="HQ").astype(np.float32)
 
 
-def speed_score(template: Sound, other: Sound, speed: float, offset: float = 0.0) -> float:
+def speed_score(template: Sound, other: Sound, speed: float, offset: float = 0.0, skip: float = 0.0) -> float:
     """The best waveform score of `template` played at a speed near `speed` against `other`, over
     SPEED_SECONDS from their starts (`other`'s from `offset` seconds in, less a margin). The
     correlation's peak over speed is narrow (about 1 / (seconds x bandwidth): 0.94 scores 0.98
     where 0.93 and 0.95 score 0.4), so the speed is found coarse to fine: by 0.001 on waves
     decimated 4x, then by 0.0002 and by 0.00005 at RATE. The chance level is that of two sounds
-    of `other`'s spectrum (the template at the right speed has it)."""
+    of `other`'s spectrum (the template at the right speed has it). `skip`: seconds of the
+    template's start left out (what it holds before `other` begins)."""
     from scipy.signal import resample_poly
 
-    x = template.wave[: int(SPEED_SECONDS * RATE * (speed + SPEED_SPAN)) + 1]
+    first = int(skip * RATE)
+    x = template.wave[first : first + int(SPEED_SECONDS * RATE * (speed + SPEED_SPAN)) + 1]
     start = int(max(0.0, offset - 0.05) * RATE)  # the warped position is good to a frame or two
     y = other.wave[start : start + int((SPEED_SECONDS + 0.1) * RATE)]
     if min(x.size, y.size) < 0.1 * RATE:
@@ -398,7 +403,9 @@ class WarpMatch:
     score: float
     pitch_semitones: float  # of the longer file's occurrence against the shorter one
     template_is_a: bool  # which file was the template (the shorter)
-    offset: float = 0.0  # seconds into the longer file where the shorter one's start lies
+    offset: float = 0.0  # seconds into the longer file where the shorter one's start lies; negative
+    # when the shorter holds that much before the longer one's start (a padded copy whose leading
+    # near-silence survived the trim, against a copy without it)
 
 
 def warp_match(a: PairSound, b: PairSound) -> WarpMatch:
@@ -414,5 +421,5 @@ def warp_match(a: PairSound, b: PairSound) -> WarpMatch:
     profile, which = warped.score_profile(short.template, long_.target, 0, long_.target.frames - min(fits))
     at = int(np.argmax(profile))
     scale, pitch, _, _ = warped.alignment(short.template, long_.target, at, int(which[at]))
-    offset = max(0.0, at / warped.FRAMES_PER_SECOND - short.template.lead * scale)
+    offset = at / warped.FRAMES_PER_SECOND - short.template.lead * scale  # < 0: the shorter starts earlier
     return WarpMatch(float(max(0.0, profile[at])), pitch, a_short, offset)
