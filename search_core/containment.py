@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .copies import RATE, TIME_COVER, _between_samples, audible_wave, power_spectrum, rescaled
+from .copies import RATE, TIME_COVER, _between_samples, audible_wave, power_spectrum, rescaled, running_energy
 
 NEIGHBOURS = 30  # segments per file whose files are verified (10 proposed 14 of the 16 cuts of seed 7, 30 all)
 MIN_COSINE = 0.5  # as dupes' candidates
@@ -69,11 +69,6 @@ def load_wave(path: str | Path, seconds: float) -> Wave | None:
     wave, begin = found
     spectrum = power_spectrum(wave)
     return None if spectrum is None else Wave(wave.astype(np.float32), begin / RATE, spectrum)
-
-
-def running_energy(y: np.ndarray) -> np.ndarray:
-    """[0, y0², y0² + y1², ...]: the energy of any window of y as a difference of two entries."""
-    return np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
 
 
 def contained_score(clip: Wave, long_: Wave, spectrum: np.ndarray | None = None,

@@ -248,7 +248,7 @@ def room_fit(dry: np.ndarray, wet: np.ndarray, ridge: float = ROOM_RIDGE,
     third = kept.size // 3
     if 10 * np.log10(np.sum(kept[:third] ** 2) / (np.sum(kept[-third:] ** 2) + 1e-30)) < ROOM_DECAY_DB:
         return 0.0, lag0 / RATE
-    if not plausible_response(kept):
+    if not plausible_response(kept, RATE):
         return 0.0, lag0 / RATE
     room = np.zeros(size)
     room[np.arange(lag0, lag0 + kept.size) % size] = kept
@@ -281,6 +281,11 @@ def audible_wave(samples: np.ndarray, rate: int = RATE, seconds: float = MAX_SEC
     return y[loud[0] : min(loud[-1] + 1, loud[0] + int(seconds * rate))].astype(np.float32), int(loud[0])
 
 
+def running_energy(y: np.ndarray) -> np.ndarray:
+    """[0, y0², y0² + y1², ...]: the energy of any window of y as a difference of two entries."""
+    return np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
+
+
 def pair_score(x: np.ndarray, y: np.ndarray) -> float:
     """Best normalised cross-correlation of two waves over their overlap, among the lags where
     the overlap holds nearly all of one file's energy and at least half of each one's duration
@@ -302,8 +307,7 @@ def pair_score(x: np.ndarray, y: np.ndarray) -> float:
     lo, hi = need - lb, la - need
     lag = np.arange(lo, hi + 1)
     corr = full[lag % size].astype(np.float64)  # corr[k] = sum_n x[n + lag] * y[n]
-    cx = np.concatenate([[0.0], np.cumsum(np.square(xs, dtype=np.float64))])
-    cy = np.concatenate([[0.0], np.cumsum(np.square(ys, dtype=np.float64))])
+    cx, cy = running_energy(xs), running_energy(ys)
     nb0 = np.maximum(0, -lag)
     nb1 = np.minimum(lb, la - lag)
     eb = cy[nb1] - cy[nb0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-RATE = 11025  # copies.RATE: the waveforms the response was estimated on
 # Added in the twelfth session, against the 10k crowd's look-alike chirps (one short chirp mapped
 # onto another by a response that decays 20-40 dB within 20 ms, or that sweeps), measured on the
 # 27 generated chirp pairs the room check passed among the 300 nearest of 400 lone chirps, and on
@@ -16,29 +15,29 @@ ROOM_TAIL_AFTER = 0.02  # seconds after the response's peak
 ROOM_BROADBAND = 0.55  # a moment's bandwidth over the whole response's: 0.67-0.80 for the copies
 # (a diffuse tail is noise, whose every frame spans the band: ~0.7 for Gaussian noise); a
 # dispersive response that turns one chirp into another sweeps, one frequency at a time (0.11-0.6)
-ROOM_STFT = (128, 32)  # frame and hop of that measure, in samples at RATE (11.6 ms, 2.9 ms)
+ROOM_STFT = (128, 32)  # frame and hop of that measure, in samples at 11.025 kHz (11.6 ms, 2.9 ms)
 ROOM_DIRECT = 0.7  # ... or this share of its energy within ROOM_DIRECT_SECONDS of its peak: nearly a pure
 # delay, a resampler's or an equaliser's short filter (a padded, resampled bundled copy: 0.95; the
 # chirps' at most 0.54, the reverberant copies' at most 0.12)
 ROOM_DIRECT_SECONDS = 0.0005
 
 
-def plausible_response(response: np.ndarray) -> bool:
+def plausible_response(response: np.ndarray, rate: int) -> bool:
     """Whether a response is what a copy goes through: nearly a pure delay (ROOM_DIRECT of its
     energy at its peak: a resampler, an equaliser), or a room's, which holds a reverberant tail
     (ROOM_TAIL of its energy from ROOM_TAIL_AFTER past its peak on) and is broadband at every
     moment as a diffuse tail is (ROOM_BROADBAND). Two similar short chirps are related, almost
     exactly, by a response that is neither (a short coloured filter, or a sweep), and are still
-    two sounds."""
+    two sounds. `rate`: the response's sample rate (copies.RATE)."""
     energy = np.square(response.astype(np.float64))
     total = float(energy.sum())
     if total <= 0:
         return False
     peak = int(np.argmax(energy))
-    near = int(ROOM_DIRECT_SECONDS * RATE)
+    near = int(ROOM_DIRECT_SECONDS * rate)
     if float(energy[max(0, peak - near) : peak + near + 1].sum()) / total >= ROOM_DIRECT:
         return True
-    if float(energy[peak + int(ROOM_TAIL_AFTER * RATE):].sum()) / total < ROOM_TAIL:
+    if float(energy[peak + int(ROOM_TAIL_AFTER * rate):].sum()) / total < ROOM_TAIL:
         return False
     frame, hop = ROOM_STFT
     if response.size < frame:
