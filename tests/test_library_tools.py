@@ -190,6 +190,28 @@ def test_two_similar_chirps_are_not_one_in_a_room_and_a_resampled_copy_still_is(
     assert sound_score(original, copy) >= DEFAULT_THRESHOLD
 
 
+def test_a_room_never_shortens_a_sound(tmp_path):
+    """Two generated sweeps of the tuning crowd (seed 12's sounds 188 and 893, as the dupes
+    benchmark writes them): the longer one through an estimated response explains the shorter at
+    0.99, a pair the room check grouped. A room adds a tail and takes nothing away, so a "wet" file
+    this much shorter than its "dry" one (0.74 of it) is not a room copy. The reverberant copies
+    above (longer than their originals) are still found."""
+    from benchmarks.dupes import synth_sound
+
+    from search_core.copies import ROOM_SHORTER, room_fit, room_score
+
+    rng = np.random.default_rng(12)
+    for k in range(894):  # the crowd's files are drawn in turn from one generator
+        y = synth_sound(rng)
+        if k in (188, 893):
+            sf.write(tmp_path / f"gen_{k}.ogg", y, 22050, format="OGG", subtype="VORBIS")
+    short, long_ = load_sound(tmp_path / "gen_188.ogg"), load_sound(tmp_path / "gen_893.ogg")
+    assert short.wave.size < ROOM_SHORTER * long_.wave.size
+    assert room_fit(long_.wave, short.wave)[0] >= 0.9  # the response alone would pass as a room's
+    assert room_score(short, long_) < 0.5
+    assert sound_score(short, long_) < DEFAULT_THRESHOLD
+
+
 def test_a_pitched_copy_is_a_duplicate_and_another_take_pitched_alike_is_not(tmp_path):
     """A pitch shift at the same tempo (the wild benchmark's: librosa's phase vocoder, then
     resampling) leaves neither the waveform nor a tape speed to line up; the fine-spectrum check
